@@ -1,0 +1,3 @@
+from fundtrace.cli import main
+
+main()

@@ -1,0 +1,163 @@
+"""Source profiles: how another tool's files map onto fundtrace's native columns.
+
+A profile gives, per kind, an SQL expression for each native column it can fill (over the source
+file's columns, quoted with :func:`ident`), the source columns it needs, and optional ground-truth
+label expressions that go to the ``labels`` table (read by evaluation only, never by detectors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fundtrace.errors import UsageError
+
+
+def ident(name: str) -> str:
+    """Quote an SQL identifier; the only way a column name enters generated SQL."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: str) -> str:
+    """Quote an SQL string literal (for constants of ours, never for user data)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """How one profile fills one kind."""
+
+    columns: dict[str, str]  # native column -> SQL expression over source columns
+    requires: tuple[str, ...]  # source columns that must be present
+    labels: dict[str, str] = field(default_factory=dict)  # is_fraud, alert_id, typology -> SQL
+
+
+AMLSIM_BANK = "amlsim"
+# AMLSim counts time in daily steps from its configured start; its default start date.
+AMLSIM_EPOCH = "2017-01-01"
+
+AMLWORLD_CURRENCIES = {
+    "US Dollar": "USD", "Euro": "EUR", "Yuan": "CNY", "Yen": "JPY", "UK Pound": "GBP", "Rupee": "INR",
+    "Ruble": "RUB", "Australian Dollar": "AUD", "Canadian Dollar": "CAD", "Swiss Franc": "CHF",
+    "Mexican Peso": "MXN", "Brazil Real": "BRL", "Saudi Riyal": "SAR", "Shekel": "ILS", "Bitcoin": "BTC",
+}  # fmt: skip
+AMLWORLD_FORMATS = {
+    "Cash": "atm", "Bitcoin": "crypto", "Credit Card": "pos", "ACH": "transfer", "Wire": "transfer",
+    "Cheque": "transfer", "Reinvestment": "transfer",
+}  # fmt: skip
+
+
+def _case(expr: str, mapping: dict[str, str]) -> str:
+    """CASE expr WHEN 'k' THEN 'v' ... ELSE expr END: unmapped values pass through to validation."""
+    whens = " ".join(f"WHEN {literal(k)} THEN {literal(v)}" for k, v in mapping.items())
+    return f"CASE {expr} {whens} ELSE {expr} END"
+
+
+def _amlsim_day(col: str) -> str:
+    """AMLSim writes dates as step numbers or as dates; steps become days after its epoch."""
+    c = ident(col)
+    return (
+        f"CASE WHEN TRY_CAST({c} AS INTEGER) IS NOT NULL THEN CAST(TIMESTAMP '{AMLSIM_EPOCH}' + "
+        f"TO_DAYS(TRY_CAST({c} AS INTEGER)) AS VARCHAR) ELSE CAST({c} AS VARCHAR) END"
+    )
+
+
+PROFILES: dict[str, dict[str, Mapping]] = {
+    "amlsim": {
+        "transactions": Mapping(
+            columns={
+                "txn_id": ident("tran_id"),
+                "ts": ident("tran_timestamp"),
+                "src_bank": literal(AMLSIM_BANK),
+                "src_account": ident("orig_acct"),
+                "dst_bank": literal(AMLSIM_BANK),
+                "dst_account": ident("bene_acct"),
+                "amount": ident("base_amt"),
+                "channel": _case(
+                    f"upper(CAST({ident('tx_type')} AS VARCHAR))",
+                    {
+                        "TRANSFER": "transfer",
+                        "WIRE": "transfer",
+                        "CASH": "atm",
+                        "CASH-OUT": "atm",
+                        "CASH_OUT": "atm",
+                        "CHECK": "transfer",
+                        "CREDIT": "transfer",
+                        "DEPOSIT": "transfer",
+                        "PAYMENT": "online",
+                    },
+                ),
+            },
+            requires=("tran_id", "orig_acct", "bene_acct", "base_amt", "tran_timestamp"),
+            labels={
+                "is_fraud": f"lower(CAST({ident('is_sar')} AS VARCHAR)) IN ('true', '1', 'yes')",
+                "alert_id": f"NULLIF(CAST({ident('alert_id')} AS VARCHAR), '-1')",
+            },
+        ),
+        "accounts": Mapping(
+            columns={
+                "bank": literal(AMLSIM_BANK),
+                "account": ident("acct_id"),
+                "holder_name": ident("dsply_nm"),
+                "opened_at": _amlsim_day("open_dt"),
+                "kind": f"CASE upper(CAST({ident('type')} AS VARCHAR)) WHEN 'I' THEN 'personal' "
+                f"WHEN 'O' THEN 'business' ELSE lower(CAST({ident('type')} AS VARCHAR)) END",
+                "balance": ident("initial_deposit"),
+            },
+            requires=("acct_id", "initial_deposit", "type", "open_dt", "dsply_nm"),
+        ),
+    },
+    "amlworld": {
+        "transactions": Mapping(
+            columns={
+                "ts": f"coalesce(CAST(try_strptime(CAST({ident('Timestamp')} AS VARCHAR), '%Y/%m/%d %H:%M') "
+                f"AS VARCHAR), CAST({ident('Timestamp')} AS VARCHAR))",
+                "src_bank": ident("From Bank"),
+                "src_account": ident("Account"),
+                "dst_bank": ident("To Bank"),
+                "dst_account": ident("Account_1"),
+                "amount": ident("Amount Paid"),
+                "currency": _case(ident("Payment Currency"), AMLWORLD_CURRENCIES),
+                "channel": _case(ident("Payment Format"), AMLWORLD_FORMATS),
+            },
+            requires=(
+                "Timestamp",
+                "From Bank",
+                "Account",
+                "To Bank",
+                "Account_1",
+                "Amount Paid",
+                "Payment Currency",
+                "Payment Format",
+            ),
+            labels={"is_fraud": f"CAST({ident('Is Laundering')} AS VARCHAR) IN ('1', 'true', 'True')"},
+        ),
+        "accounts": Mapping(
+            columns={
+                "bank": ident("Bank ID"),
+                "account": ident("Account Number"),
+                "holder_id": ident("Entity ID"),
+                "holder_name": ident("Entity Name"),
+                "kind": f"CASE WHEN {ident('Entity Name')} ILIKE 'Corporation%' OR {ident('Entity Name')} "
+                f"ILIKE '%Sole Proprietorship%' OR {ident('Entity Name')} ILIKE 'Partnership%' "
+                f"THEN 'business' ELSE 'personal' END",
+            },
+            requires=("Bank ID", "Account Number", "Entity ID", "Entity Name"),
+        ),
+    },
+}
+
+
+def mapping_for(profile: str, kind: str, source_columns: list[str], native: list[str]) -> Mapping:
+    """The mapping for ``profile`` and ``kind``; ``native`` maps columns by name, case-insensitively."""
+    if profile == "native":
+        by_name = {_normal(c): c for c in source_columns}
+        return Mapping(columns={n: ident(by_name[n]) for n in native if n in by_name}, requires=())
+    if profile not in PROFILES:
+        raise UsageError(f"unknown profile {profile!r} (known: native, {', '.join(PROFILES)})")
+    if kind not in PROFILES[profile]:
+        raise UsageError(f"profile {profile!r} has no {kind}; load those in the native columns")
+    return PROFILES[profile][kind]
+
+
+def _normal(name: str) -> str:
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
