@@ -1,3 +1,3 @@
-from fundtrace.cli import main
+from fundtrace.cli import entry
 
-main()
+entry()

@@ -154,12 +154,23 @@ def progress_steps(description: str) -> Iterator[Any]:
         yield lambda step: status.update(f"{description}: {step}")
 
 
-def main() -> None:
-    """Entry point: run the app, mapping expected errors to one line on stderr and an exit code."""
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; expected errors become one line on stderr and an exit code, never a traceback."""
+    import click
+
     from fundtrace import commands  # noqa: F401  (registers the commands on app)
 
+    state.__init__()  # fresh global options for every run (tests call main() many times)
     try:
-        app()
+        app(args=argv, prog_name="fundtrace", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:  # usage errors: unknown option, missing argument ...
+        exc.show(file=sys.stderr)
+        return EXIT_INPUT
+    except click.exceptions.Abort:
+        stderr.print("aborted", style="red")
+        return 130
     except FundtraceError as exc:
         if state.debug:
             traceback.print_exc()
@@ -167,11 +178,11 @@ def main() -> None:
             for r in exc.rejects:
                 stderr.print(f"  line {r['line']}: {r['reason']} {r['detail'] or ''}", highlight=False, markup=False)
         stderr.print(f"error: {exc.one_line()}", style="bold red", highlight=False, markup=False)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except KeyboardInterrupt:
-        stderr.print("[red]interrupted[/]")
-        sys.exit(130)
-    except Exception as exc:  # an unexpected error: say so, keep the traceback one flag away
+        stderr.print("interrupted", style="red")
+        return 130
+    except Exception as exc:  # unexpected: say so in one line, keep the traceback one flag away
         if state.debug:
             traceback.print_exc()
         stderr.print(
@@ -180,4 +191,10 @@ def main() -> None:
             highlight=False,
             markup=False,
         )
-        sys.exit(EXIT_ERROR)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def entry() -> None:
+    """The ``fundtrace`` console script."""
+    sys.exit(main())

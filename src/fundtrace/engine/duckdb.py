@@ -1,0 +1,38 @@
+"""The DuckDB engine: the embedded default, over the workspace's connection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from fundtrace.engine.base import Engine
+
+
+class DuckDBEngine(Engine):
+    name = "duckdb"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, **kwargs):
+        super().__init__(**kwargs)
+        self.con = con
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        self.con.execute(sql, params or {}).fetchall()
+
+    def to_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        return self.con.sql(sql, params=params or None).to_arrow_table()
+
+    def register(self, name: str, table: pa.Table) -> None:
+        self.con.register(name, table)
+
+    def materialise(self, name: str, sql: str, params: dict[str, Any] | None = None) -> None:
+        self.con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}', params or {}).fetchall()
+
+    def table_exists(self, name: str) -> bool:
+        rows = self.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
+            "UNION ALL SELECT count(*) FROM duckdb_views() WHERE view_name = ?",
+            [name, name],
+        ).fetchall()
+        return sum(r[0] for r in rows) > 0
