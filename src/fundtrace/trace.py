@@ -1,0 +1,716 @@
+"""Tracing victims' money hop by hop under five allocation rules, side by side.
+
+For every reported case the victim's payment is followed forward through each account it reaches, in
+ledger order ``(ts, txn_id)``, and the money in each flow and each account is split into the victim's
+part and the rest under
+
+- **poison**: once an account received the victim's money, everything leaving it is tainted and its whole
+  balance counts as held (over-taints by design);
+- **haircut** (proportional): an outflow carries the pool's tainted share at that moment;
+- **fifo** (Clayton's case): outflows consume the earliest inflows first;
+- **lifo**: outflows consume the latest inflows first;
+- **libr** (lowest intermediate balance rule): the traceable amount never exceeds the lowest balance since
+  the tainted deposit; clean deposits do not refill it. An outflow is tainted by the part of it that cuts
+  into the protected amount: ``max(0, protected_before - balance_after)`` (the holder is presumed to spend
+  their own money first). Several cases' protected amounts in one account are cut pro rata.
+
+Haircut, FIFO, LIFO and LIBR conserve tainted money (out + held = in). See README "Tracing" for the full
+semantics, including what stops the trace.
+
+Speed: the accounts a trace reaches are discovered hop by hop in DuckDB (frontier expansion); only their
+ledgers from the first tainted arrival on are pulled, and every pulled ledger row is processed once per
+pass for all cases together in time order. A pass that reaches new accounts (or an account earlier than
+before) loads them and runs again; passes are few (about one per hop).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from fundtrace import queries, schema
+from fundtrace.engine.duckdb import DuckDBEngine
+from fundtrace.errors import InputError, UsageError
+
+__all__ = [
+    "RULES",
+    "Claim",
+    "TraceSettings",
+    "allocate_returns",
+    "run",
+    "trace_ledger",
+]
+
+log = logging.getLogger("fundtrace.trace")
+
+RULES = ("poison", "haircut", "fifo", "lifo", "libr")
+_EPS = 1e-9
+_MAX_PASSES = 64
+_CLEAN = None  # the case of a clean lot
+
+
+@dataclass(frozen=True)
+class TraceSettings:
+    """How far money is followed (config section ``trace``)."""
+
+    max_hops: int = 8  # flows out of accounts up to this level are followed (hop 0 = the victim's payment)
+    horizon_days: float = 30.0  # follow a case's money this long after its last payment (AMLSim: steps = days)
+    min_amount: float = 1.00  # a flow carrying less of a case's money under every conserving rule is not followed
+    rule: str = "libr"  # the rule shown by default
+    data_banks: tuple[str, ...] = ()  # banks whose ledgers are in the data; empty: banks in accounts + payers' banks
+
+    def validate(self) -> list[tuple[str, str]]:
+        problems = []
+        if self.max_hops < 0:
+            problems.append(("max_hops", "must be >= 0"))
+        if self.horizon_days <= 0:
+            problems.append(("horizon_days", "must be > 0"))
+        if self.min_amount < 0:
+            problems.append(("min_amount", "must be >= 0"))
+        if self.rule not in RULES:
+            problems.append(("rule", f"must be one of {', '.join(RULES)}"))
+        return problems
+
+
+# --- the engine: one time-ordered pass over the ledgers the trace touches -------------------------------
+
+
+class _Account:
+    """One account's pools from its first tainted arrival on."""
+
+    __slots__ = ("bal", "hair", "libr", "fifo", "lifo", "ftot", "ltot", "cases")
+
+    def __init__(self, balance: float):
+        self.bal = balance
+        self.hair: dict[str, float] = {}
+        self.libr: dict[str, float] = {}
+        self.fifo: deque[list] = deque()
+        self.lifo: deque[list] = deque()
+        self.ftot: dict[str, float] = {}
+        self.ltot: dict[str, float] = {}
+        self.cases: dict[str, list] = {}  # case -> [level, first_ts, last_ts]
+        if balance > _EPS:
+            self.fifo.append([_CLEAN, balance])
+            self.lifo.append([_CLEAN, balance])
+
+
+def _append(lots: deque, case: str | None, amount: float) -> None:
+    if amount <= _EPS:
+        return
+    if case is _CLEAN and lots and lots[-1][0] is _CLEAN:
+        lots[-1][1] += amount
+    else:
+        lots.append([case, amount])
+
+
+def _consume(lots: deque, amount: float, from_left: bool, totals: dict, live: set, out: dict, slot: int) -> None:
+    """Take ``amount`` from the queue's front (FIFO) or back (LIFO); tainted takes go to ``out[case][slot]``."""
+    while amount > _EPS and lots:
+        lot = lots[0] if from_left else lots[-1]
+        take = lot[1] if lot[1] <= amount else amount
+        case = lot[0]
+        if case is not _CLEAN and case in live:
+            out.setdefault(case, [0.0, 0.0, 0.0, 0.0])[slot] += take
+            left = totals.get(case, 0.0) - take
+            totals[case] = left if left > _EPS else 0.0
+        lot[1] -= take
+        amount -= take
+        if lot[1] <= _EPS:
+            if from_left:
+                lots.popleft()
+            else:
+                lots.pop()
+    # anything left is an overdraft: clean by definition
+
+
+@dataclass
+class _Result:
+    flows: list[tuple] = field(default_factory=list)
+    holdings: list[tuple] = field(default_factory=list)
+    requests: dict[int, tuple[int, str]] = field(default_factory=dict)
+    rows: int = 0
+
+
+def _pass(
+    rows: dict[str, list],
+    starts: dict[int, tuple[tuple[int, str], float]],
+    injections: dict[str, list[tuple[str, float]]],
+    case_end: dict[str, int],
+    max_hops: int,
+    min_amount: float,
+) -> _Result:
+    """Process the touched rows once, in (ts, txn_id) order, for all cases together.
+
+    ``rows``: parallel lists txn, ts (int µs), src, dst (int or None), amount, cash_out, dst_data, sorted
+    by (ts, txn). ``starts``: account -> ((ts, txn) of its first tainted arrival, balance just before).
+    ``injections``: txn -> [(case, tainted amount)] for the victims' payments. ``case_end``: last µs at
+    which each case is followed; its holdings are taken then.
+    """
+    res = _Result()
+    txn, ts, src, dst, amt, cash, ddata = (
+        rows["txn"],
+        rows["ts"],
+        rows["src"],
+        rows["dst"],
+        rows["amount"],
+        rows["cash_out"],
+        rows["dst_data"],
+    )
+    n = len(txn)
+    keys = list(zip(ts, txn, strict=True))
+    active_from = {a: bisect.bisect_left(keys, key) for a, (key, _) in starts.items()}
+    state: dict[int, _Account] = {}
+    live = set(case_end)
+    touched: dict[str, list[int]] = {c: [] for c in case_end}
+    ends = sorted((e, c) for c, e in case_end.items())
+    next_end = 0
+    min_follow = max(min_amount, _EPS)
+
+    def snapshot(case: str, at: int) -> None:
+        for a in touched[case]:
+            st = state[a]
+            info = st.cases.pop(case)
+            res.holdings.append(
+                (
+                    case,
+                    a,
+                    info[0],
+                    info[1],
+                    info[2],
+                    st.bal,
+                    max(st.bal, 0.0),
+                    st.hair.pop(case, 0.0),
+                    st.ftot.pop(case, 0.0),
+                    st.ltot.pop(case, 0.0),
+                    st.libr.pop(case, 0.0),
+                    at,
+                )
+            )
+        live.discard(case)
+
+    def account(a: int, i: int) -> _Account | None:
+        st = state.get(a)
+        if st is None and a in active_from and i >= active_from[a]:
+            st = state[a] = _Account(starts[a][1])
+        return st
+
+    for i in range(n):
+        t = ts[i]
+        while next_end < len(ends) and ends[next_end][0] < t:
+            snapshot(ends[next_end][1], ends[next_end][0])
+            next_end += 1
+        a_out, a_in, amount = src[i], dst[i], amt[i]
+        parts: dict[str, list[float]] = {}  # case -> [haircut, fifo, lifo, libr] reaching dst
+        hop_of: dict[str, int] = {}
+        s = account(a_out, i) if a_out is not None else None
+        if s is not None:
+            res.rows += 1
+            out: dict[str, list[float]] = {}
+            bal = s.bal
+            if s.hair:
+                share = amount / bal if bal > amount else 1.0
+                for c, v in s.hair.items():
+                    x = v * share
+                    out.setdefault(c, [0.0, 0.0, 0.0, 0.0])[0] = x
+                    s.hair[c] = v - x
+            _consume(s.fifo, amount, True, s.ftot, live, out, 1)
+            _consume(s.lifo, amount, False, s.ltot, live, out, 2)
+            if s.libr:
+                protected = sum(s.libr.values())
+                after = bal - amount
+                if protected > after + _EPS:
+                    ratio = min(1.0, (protected - max(after, 0.0)) / protected)
+                    for c, v in s.libr.items():
+                        x = v * ratio
+                        out.setdefault(c, [0.0, 0.0, 0.0, 0.0])[3] = x
+                        s.libr[c] = v - x
+            s.bal = bal - amount
+            for c in sorted(out):
+                info = s.cases.get(c)
+                if info is None:
+                    continue
+                p = out[c]
+                level = info[0]
+                if level > max_hops or max(p) < min_follow:
+                    continue  # below the threshold or past the hop limit: no longer followed
+                stop = "cash_out" if cash[i] else (None if ddata[i] else "no_data_bank")
+                res.flows.append((c, level, txn[i], t, amount, amount, p[0], p[1], p[2], p[3], stop))
+                if stop is None:
+                    parts[c] = p
+                    hop_of[c] = level
+        for c, taint in injections.get(txn[i], ()):
+            if c in live:
+                res.flows.append((c, 0, txn[i], t, amount, amount, taint, taint, taint, taint, None))
+                old = parts.get(c)
+                parts[c] = [taint] * 4 if old is None else [x + taint for x in old]
+                hop_of[c] = 0
+        d = account(a_in, i) if a_in is not None else None
+        if d is not None:
+            if s is None:
+                res.rows += 1
+            d.bal += amount
+            clean_f = clean_l = amount
+            for c in sorted(parts):
+                h, f, l_, b = parts[c]
+                d.hair[c] = d.hair.get(c, 0.0) + h
+                d.libr[c] = d.libr.get(c, 0.0) + b
+                _append(d.fifo, c, f)
+                _append(d.lifo, c, l_)
+                d.ftot[c] = d.ftot.get(c, 0.0) + f
+                d.ltot[c] = d.ltot.get(c, 0.0) + l_
+                clean_f -= f
+                clean_l -= l_
+                info = d.cases.get(c)
+                if info is None:
+                    d.cases[c] = [hop_of[c] + 1, t, t]
+                    touched[c].append(a_in)
+                else:
+                    info[0] = min(info[0], hop_of[c] + 1)
+                    info[2] = t
+            _append(d.fifo, _CLEAN, clean_f)
+            _append(d.lifo, _CLEAN, clean_l)
+        elif parts and a_in is not None:
+            key = (t, txn[i])
+            if a_in not in res.requests or key < res.requests[a_in]:
+                res.requests[a_in] = key
+    while next_end < len(ends):
+        snapshot(ends[next_end][1], ends[next_end][0])
+        next_end += 1
+    return res
+
+
+def trace_ledger(
+    transactions: list[dict[str, Any]],
+    payments: list[dict[str, Any]],
+    *,
+    opening: dict[Any, float] | None = None,
+    max_hops: int = 8,
+    min_amount: float = 0.0,
+    end: Any = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Trace in memory, without a workspace: the same engine :func:`run` uses.
+
+    ``transactions``: dicts with txn_id, ts (anything ordered), src, dst, amount and optionally channel
+    and dst_data (False: the payee's bank has no data). ``payments``: dicts with case_id and txn_id (the
+    victim's payment) and optionally amount (the tainted part; default the whole payment). Every account
+    is assumed to have data; ``opening`` gives opening balances (default: the smallest non-negative
+    ledger). Returns {"flows": [...], "holdings": [...]} with the taint_* and held_* keys of the tables.
+
+    Examples
+    --------
+    >>> txns = [dict(txn_id="t1", ts=1, src="V", dst="M", amount=100), dict(txn_id="t2", ts=2, src="C", dst="M",
+    ...         amount=50), dict(txn_id="t3", ts=3, src="M", dst="X", amount=80)]
+    >>> out = trace_ledger(txns, [dict(case_id="A", txn_id="t1")])
+    >>> [round(f["taint_haircut"], 2) for f in out["flows"]]
+    [100.0, 53.33]
+    """
+    order = sorted(transactions, key=lambda r: (r["ts"], str(r["txn_id"])))
+    times = sorted({r["ts"] for r in order})
+    tindex = {t: k for k, t in enumerate(times)}
+    accounts = sorted({r["src"] for r in order} | {r["dst"] for r in order}, key=str)
+    aid = {a: k for k, a in enumerate(accounts)}
+    rows = {
+        "txn": [str(r["txn_id"]) for r in order],
+        "ts": [tindex[r["ts"]] for r in order],
+        "src": [aid[r["src"]] for r in order],
+        "dst": [aid[r["dst"]] for r in order],
+        "amount": [float(r["amount"]) for r in order],
+        "cash_out": [r.get("channel", "transfer") in schema.CASH_OUT_CHANNELS for r in order],
+        "dst_data": [bool(r.get("dst_data", True)) for r in order],
+    }
+    opening = opening or {}
+    # every account's ledger from the start: balance before = opening balance
+    running: dict[int, float] = {}
+    lowest: dict[int, float] = {}
+    for s_, d_, x in zip(rows["src"], rows["dst"], rows["amount"], strict=True):
+        running[d_] = running.get(d_, 0.0) + x
+        running[s_] = running.get(s_, 0.0) - x
+        lowest[s_] = min(lowest.get(s_, 0.0), running[s_])
+    first_key = {}
+    for k, (s_, d_) in enumerate(zip(rows["src"], rows["dst"], strict=True)):
+        for a in (s_, d_):
+            first_key.setdefault(a, (rows["ts"][k], rows["txn"][k]))
+    starts = {a: (first_key[a], float(opening.get(accounts[a], -lowest.get(a, 0.0)))) for a in range(len(accounts))}
+    injections: dict[str, list[tuple[str, float]]] = {}
+    by_txn = {str(r["txn_id"]): r for r in order}
+    for p in payments:
+        r = by_txn[str(p["txn_id"])]
+        injections.setdefault(str(p["txn_id"]), []).append((p["case_id"], float(p.get("amount", r["amount"]))))
+    last = len(times) if end is None else bisect.bisect_right(times, end) - 1
+    case_end = {p["case_id"]: last for p in payments}
+    res = _pass(rows, starts, injections, case_end, max_hops, min_amount)
+    by_id = {str(r["txn_id"]): r for r in order}
+    flows = [
+        {
+            "case_id": f[0],
+            "hop": f[1],
+            "txn_id": f[2],
+            "ts": times[f[3]],
+            "src": by_id[f[2]]["src"],
+            "dst": by_id[f[2]]["dst"],
+            "amount": f[4],
+            "taint_poison": f[5],
+            "taint_haircut": f[6],
+            "taint_fifo": f[7],
+            "taint_lifo": f[8],
+            "taint_libr": f[9],
+            "stop": f[10],
+        }
+        for f in res.flows
+    ]
+    holdings = [
+        {
+            "case_id": h[0],
+            "account": accounts[h[1]],
+            "hop": h[2],
+            "first_tainted_at": times[h[3]],
+            "last_tainted_at": times[h[4]],
+            "balance": h[5],
+            "held_poison": h[6],
+            "held_haircut": h[7],
+            "held_fifo": h[8],
+            "held_lifo": h[9],
+            "held_libr": h[10],
+        }
+        for h in res.holdings
+    ]
+    return {"flows": flows, "holdings": holdings}
+
+
+# --- returns: who gets frozen money back ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One victim's claim on the money frozen in one account.
+
+    ``held``: that case's money still in the account under the chosen rule (trace_holdings.held_*);
+    ``first_at``/``last_at``: when the case's money first and last reached the account.
+    """
+
+    case_id: str
+    loss: float
+    held: float
+    first_at: Any = None
+    last_at: Any = None
+
+
+def allocate_returns(frozen: float, claims: list[Claim]) -> dict[str, float]:
+    """Split ``frozen`` among victims following the 2016 rule on returning frozen fraud funds.
+
+    - Only claims with money still traceable in the account (``held > 0``) take part.
+    - **Direct return**: when the deposits trace to one victim, or the victims' deposits can be told apart
+      by time (their [first_at, last_at] intervals do not overlap), each victim gets back their own traced
+      money: ``min(held, loss)``, scaled down pro rata to ``held`` when less than that is frozen.
+    - **Pro rata by loss** otherwise: ``frozen * loss / total loss`` each, never more than the loss.
+
+    Amounts are rounded to the cent; the rounding remainder goes to the largest claim.
+
+    Examples
+    --------
+    >>> allocate_returns(60, [Claim("V1", 100, 60), Claim("V2", 50, 60)])
+    {'V1': 40.0, 'V2': 20.0}
+    """
+    if frozen < 0:
+        raise UsageError("frozen amount must be >= 0")
+    present = sorted((c for c in claims if c.held > _EPS and c.loss > 0), key=lambda c: c.case_id)
+    if not present or frozen <= 0:
+        return {c.case_id: 0.0 for c in claims}
+    separable = len(present) == 1 or _disjoint(present)
+    if separable:
+        want = {c.case_id: min(c.held, c.loss) for c in present}
+        total = sum(want.values())
+        scale = min(1.0, frozen / total) if total > 0 else 0.0
+        raw = {k: v * scale for k, v in want.items()}
+        pot = min(frozen, total)
+    else:
+        losses = sum(c.loss for c in present)
+        pot = min(frozen, losses)
+        raw = {c.case_id: pot * c.loss / losses for c in present}
+    result = {c.case_id: 0.0 for c in claims}
+    result.update(_round_cents(raw, pot))
+    return result
+
+
+def _disjoint(claims: list[Claim]) -> bool:
+    if any(c.first_at is None or c.last_at is None for c in claims):
+        return False
+    spans = sorted((c.first_at, c.last_at) for c in claims)
+    return all(spans[k][1] < spans[k + 1][0] for k in range(len(spans) - 1))
+
+
+def _round_cents(raw: dict[str, float], total: float) -> dict[str, float]:
+    cents = {k: round(v * 100) for k, v in raw.items()}
+    diff = round(total * 100) - sum(cents.values())
+    if diff and cents and abs(diff) <= len(cents):
+        top = max(sorted(raw), key=lambda k: raw[k])
+        cents[top] += diff
+    return {k: v / 100 for k, v in cents.items()}
+
+
+# --- the workspace driver ---------------------------------------------------------------------------------
+
+
+def _us(value: datetime) -> int:
+    return (value - datetime(1970, 1, 1)) // timedelta(microseconds=1)
+
+
+def _from_us(value: int) -> datetime:
+    return datetime(1970, 1, 1) + timedelta(microseconds=int(value))
+
+
+def run(ws, case_ids=None, *, settings: TraceSettings | None = None, as_of: datetime | str | None = None) -> dict:
+    """Trace ``case_ids`` (default: every reported case) and store trace_flows and trace_holdings.
+
+    ``as_of``: a UTC datetime (ledger rows after it are ignored and holdings are taken at it, or at the end
+    of a case's horizon when earlier), or ``"reported"``: each case's holdings at its reported_at (what the
+    simulator's truth_holdings describe). Earlier rows of the traced cases are replaced in one transaction.
+    Returns counts and timings.
+    """
+    settings = settings or TraceSettings()
+    problems = settings.validate()
+    if problems:
+        raise UsageError("; ".join(f"trace.{f}: {m}" for f, m in problems))
+    started = time.perf_counter()
+    con = ws.con
+    engine = DuckDBEngine(con)
+    per_report = as_of == "reported"
+    if isinstance(as_of, str) and not per_report:
+        try:
+            as_of = datetime.fromisoformat(as_of.replace("Z", "+00:00")).replace(tzinfo=None)
+        except ValueError:
+            raise UsageError(f"--as-of must be an ISO time or 'reported', got {as_of!r}") from None
+    cutoff = None if per_report else as_of
+
+    known = {r[0] for r in con.execute("SELECT DISTINCT case_id FROM reports").fetchall()}
+    if case_ids is None:
+        cases = sorted(known)
+    else:
+        cases = sorted(set(case_ids))
+        missing = [c for c in cases if c not in known]
+        if missing:
+            raise InputError(
+                f"unknown case id{'s' if len(missing) > 1 else ''}: {', '.join(missing[:10])}",
+                hint="see the reports table; load reports with `fundtrace load reports`",
+            )
+    empty = {"cases": 0, "flows": 0, "holdings": 0, "unresolved": [], "passes": 0, "accounts": 0, "rows": 0}
+    if not cases:
+        return empty | {"seconds": round(time.perf_counter() - started, 3)}
+    con.register("_trace_cases_arrow", pa.table({"case_id": cases}))
+    con.execute("CREATE OR REPLACE TEMP TABLE _trace_cases AS SELECT * FROM _trace_cases_arrow").fetchall()
+    con.unregister("_trace_cases_arrow")
+    starts = pl.from_arrow(engine.run_query(queries.get("trace_starts")))
+    unresolved = starts.filter(pl.col("problem").is_not_null()).select("case_id", "problem").to_dicts()
+    starts = starts.filter(pl.col("problem").is_null())
+
+    horizon = timedelta(days=settings.horizon_days)
+    data_end = con.execute("SELECT max(ts) FROM transactions").fetchall()[0][0]
+    case_end: dict[str, datetime] = {}
+    for row in starts.group_by("case_id").agg(pl.col("ts").max(), pl.col("reported_at").max()).iter_rows():
+        case, last_paid, reported_at = row
+        end = last_paid + horizon
+        limit = reported_at if per_report else cutoff
+        if limit is not None:
+            end = min(end, limit)
+        if data_end is not None and limit is None:
+            end = min(end, max(data_end, last_paid))  # holdings "now" = at the end of the data
+        case_end[case] = end
+    ends = pl.DataFrame({"case_id": list(case_end), "end": list(case_end.values())})
+    starts = starts.join(ends, on="case_id").filter(pl.col("ts") <= pl.col("end"))
+
+    virtual = starts.filter(pl.col("is_virtual")).select(
+        "txn_id", "ts", "dst_id", "amount", pl.col("dst_bank"), "dst_account"
+    )
+    con.register("_trace_virtual_arrow", virtual.to_arrow())
+    con.execute("CREATE OR REPLACE TEMP TABLE _trace_virtual AS SELECT * FROM _trace_virtual_arrow").fetchall()
+    con.unregister("_trace_virtual_arrow")
+    if settings.data_banks:
+        con.register("_trace_banks_arrow", pa.table({"bank": list(settings.data_banks)}))
+        con.execute("CREATE OR REPLACE TEMP TABLE _trace_banks AS SELECT * FROM _trace_banks_arrow").fetchall()
+        con.unregister("_trace_banks_arrow")
+    else:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _trace_banks AS "
+            "SELECT bank FROM accounts UNION SELECT DISTINCT src_bank FROM transactions"
+        ).fetchall()
+
+    injections: dict[str, list[tuple[str, float]]] = {}
+    requests: dict[int, tuple[int, str]] = {}
+    for case, txn_id, ts, dst_id, taint in starts.select("case_id", "txn_id", "ts", "dst_id", "taint").iter_rows():
+        injections.setdefault(txn_id, []).append((case, taint))
+        key = (_us(ts), txn_id)
+        if dst_id not in requests or key < requests[dst_id]:
+            requests[dst_id] = key
+    end_us = {c: _us(e) for c, e in case_end.items()}
+    last_end = max(case_end.values()) if case_end else None
+
+    ledger = queries.get("trace_ledger")
+    loaded: dict[int, tuple[tuple[int, str], float]] = {}
+    frames: list[pl.DataFrame] = []
+    rows_df = pl.DataFrame()
+    passes = 0
+    result = _Result()
+    while requests:
+        passes += 1
+        if passes > _MAX_PASSES:
+            raise InputError(f"trace did not settle after {_MAX_PASSES} passes")
+        new = pl.DataFrame(
+            {
+                "account_id": list(requests),
+                "start_ts": [_from_us(k[0]) for k in requests.values()],
+                "start_txn": [k[1] for k in requests.values()],
+            },
+            schema={"account_id": pl.UInt64, "start_ts": pl.Datetime("us"), "start_txn": pl.String},
+        )
+        con.register("_trace_new_arrow", new.to_arrow())
+        con.execute("CREATE OR REPLACE TEMP TABLE _trace_new AS SELECT * FROM _trace_new_arrow").fetchall()
+        con.unregister("_trace_new_arrow")
+        part = pl.from_arrow(
+            engine.run_query(
+                ledger,
+                {"until": cutoff, "end_ts": last_end, "cash_out": ",".join(schema.CASH_OUT_CHANNELS)},
+            )
+        )
+        opens = part.filter(pl.col("kind") == "open")
+        for a, before in opens.select("account_id", "before").iter_rows():
+            loaded[a] = (requests[a], float(before))
+        frames.append(part.filter(pl.col("kind") == "txn").drop("kind", "account_id", "before"))
+        rows_df = pl.concat(frames).unique("txn_id", keep="first").sort("ts", "txn_id")
+        frames = [rows_df]
+        rows = {
+            "txn": rows_df["txn_id"].to_list(),
+            "ts": rows_df["ts"].dt.epoch("us").to_list(),
+            "src": rows_df["src_id"].to_list(),
+            "dst": rows_df["dst_id"].to_list(),
+            "amount": rows_df["amount"].to_list(),
+            "cash_out": rows_df["cash_out"].to_list(),
+            "dst_data": rows_df["dst_data"].to_list(),
+        }
+        result = _pass(rows, loaded, injections, end_us, settings.max_hops, settings.min_amount)
+        requests = {a: k for a, k in result.requests.items() if a not in loaded or k < loaded[a][0]}
+        log.info("trace pass %d: %d rows, %d accounts, %d new", passes, len(rows["txn"]), len(loaded), len(requests))
+
+    _store(ws, cases, result)
+    return {
+        "cases": len(cases),
+        "traced": len(case_end),
+        "flows": len(result.flows),
+        "holdings": len(result.holdings),
+        "unresolved": unresolved,
+        "passes": passes,
+        "accounts": len(loaded),
+        "rows": rows_df.height,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+_FLOW_SCHEMA = {
+    "case_id": pl.String,
+    "hop": pl.Int32,
+    "txn_id": pl.String,
+    "ts_us": pl.Int64,
+    "amount": pl.Float64,
+    "taint_poison": pl.Float64,
+    "taint_haircut": pl.Float64,
+    "taint_fifo": pl.Float64,
+    "taint_lifo": pl.Float64,
+    "taint_libr": pl.Float64,
+    "stop": pl.String,
+}
+_HOLD_SCHEMA = {
+    "case_id": pl.String,
+    "account_id": pl.UInt64,
+    "hop": pl.Int32,
+    "first_us": pl.Int64,
+    "last_us": pl.Int64,
+    "balance": pl.Float64,
+    "held_poison": pl.Float64,
+    "held_haircut": pl.Float64,
+    "held_fifo": pl.Float64,
+    "held_lifo": pl.Float64,
+    "held_libr": pl.Float64,
+    "as_of_us": pl.Int64,
+}
+
+
+def _money(col: str) -> str:
+    return f"CAST(round(greatest({col}, 0), 4) AS DECIMAL(18, 4))"
+
+
+def _store(ws, cases: list[str], result: _Result) -> None:
+    flows = pl.DataFrame(result.flows, schema=_FLOW_SCHEMA, orient="row")
+    holds = pl.DataFrame(result.holdings, schema=_HOLD_SCHEMA, orient="row")
+    con = ws.con
+    con.register("_trace_flows_new", flows.to_arrow())
+    con.register("_trace_holdings_new", holds.to_arrow())
+    con.register("_trace_done", pa.table({"case_id": cases}))
+    money_f = ", ".join(_money(f"f.{c}") for c in ("taint_poison", "taint_haircut", "taint_fifo", "taint_lifo"))
+    money_h = ", ".join(_money(f"h.{c}") for c in ("held_poison", "held_haircut", "held_fifo", "held_lifo"))
+    try:
+        with ws.transaction() as tx:
+            tx.execute("DELETE FROM trace_flows WHERE case_id IN (SELECT case_id FROM _trace_done)").fetchall()
+            tx.execute("DELETE FROM trace_holdings WHERE case_id IN (SELECT case_id FROM _trace_done)").fetchall()
+            tx.execute(
+                f"""
+                INSERT INTO trace_flows
+                SELECT f.case_id, f.hop, f.txn_id, make_timestamp(f.ts_us),
+                       coalesce(t.src_bank, v.src_bank), coalesce(t.src_account, v.src_account),
+                       coalesce(t.dst_bank, v.dst_bank), coalesce(t.dst_account, v.dst_account),
+                       CAST(round(f.amount, 4) AS DECIMAL(18, 4)), {money_f}, {_money("f.taint_libr")},
+                       coalesce(t.channel, 'transfer'), f.stop
+                FROM _trace_flows_new f
+                LEFT JOIN transactions t ON t.txn_id = f.txn_id
+                LEFT JOIN (SELECT txn_id, NULL::VARCHAR AS src_bank, NULL::VARCHAR AS src_account,
+                                  dst_bank, dst_account FROM _trace_virtual) v ON v.txn_id = f.txn_id
+                ORDER BY f.case_id, f.ts_us, f.txn_id
+                """
+            ).fetchall()
+            tx.execute(
+                f"""
+                INSERT INTO trace_holdings
+                SELECT h.case_id, k.bank, k.account, h.account_id, h.hop, make_timestamp(h.first_us),
+                       make_timestamp(h.last_us), CAST(round(h.balance, 4) AS DECIMAL(18, 4)), {money_h},
+                       {_money("h.held_libr")}, make_timestamp(h.as_of_us)
+                FROM _trace_holdings_new h
+                JOIN (
+                    SELECT DISTINCT ON (account_id) account_id, bank, account FROM (
+                        SELECT dst_id AS account_id, dst_bank AS bank, dst_account AS account
+                        FROM transactions WHERE dst_id IN (SELECT account_id FROM _trace_holdings_new)
+                        UNION ALL SELECT dst_id, dst_bank, dst_account FROM _trace_virtual
+                    )
+                ) k ON k.account_id = h.account_id
+                ORDER BY h.case_id, h.hop, k.bank, k.account
+                """
+            ).fetchall()
+    finally:
+        for name in ("_trace_flows_new", "_trace_holdings_new", "_trace_done"):
+            con.unregister(name)
+
+
+def results(ws, case_ids: list[str] | None = None) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """The stored trace of each case: {case_id: {"report": [...], "flows": [...], "holdings": [...]}}."""
+    con = ws.con
+    where = "" if case_ids is None else "WHERE case_id IN (SELECT unnest($ids))"
+    params = {} if case_ids is None else {"ids": list(case_ids)}
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    reports = con.sql(
+        f"SELECT case_id, victim_bank, victim_account, reported_at, amount_lost FROM reports {where} "
+        "ORDER BY case_id, reported_at",
+        params=params or None,
+    ).pl()
+    for r in reports.to_dicts():
+        out.setdefault(r["case_id"], {"report": [], "flows": [], "holdings": []})["report"].append(r)
+    for table, key in (("trace_flows", "flows"), ("trace_holdings", "holdings")):
+        order = "ts, txn_id" if key == "flows" else "hop, bank, account"
+        frame = con.sql(f"SELECT * FROM {table} {where} ORDER BY case_id, {order}", params=params or None).pl()
+        for r in frame.to_dicts():
+            out.setdefault(r["case_id"], {"report": [], "flows": [], "holdings": []})[key].append(r)
+    return out
