@@ -1,4 +1,5 @@
 """Command modules; importing one registers its commands on ``fundtrace.cli.app``."""
 
+import fundtrace.commands.evaluate  # noqa: F401
 from fundtrace.commands import load  # noqa: F401
 from fundtrace.commands import trace  # noqa: F401
