@@ -53,3 +53,79 @@ def alert_id(typology: str, *parts: object) -> str:
     """A stable id from the typology and what identifies the hit (e.g. sorted member ids, window)."""
     digest = hashlib.sha256("\x1f".join([typology, *map(str, parts)]).encode()).hexdigest()[:16]
     return f"{typology}-{digest}"
+
+
+# --- helpers shared by the SQL detectors ------------------------------------------------------
+# A detector's last SQL step yields one row per hit with these columns:
+#   typology, akey (what identifies the hit), score, start_ts, end_ts, amount, summary,
+#   members LIST(STRUCT(account_id UBIGINT, role VARCHAR, level INTEGER)), evidence LIST(VARCHAR).
+# collect() turns such a table into a Detection; the alert id is computed in SQL exactly as alert_id().
+
+ROLE_ORDER = ("mule", "hub", "source", "sink", "member")
+
+
+def params_for(query, settings) -> dict:
+    """The settings whose names are parameters of ``query`` (settings fields share the names)."""
+    return {p.name: getattr(settings, p.name) for p in query.params if hasattr(settings, p.name)}
+
+
+def alert_id_sql(typology: str, key: str) -> str:
+    """SQL expression equal to :func:`alert_id` (typology, key) for column expressions."""
+    return f"{typology} || '-' || left(sha256({typology} || chr(31) || {key}), 16)"
+
+
+def collect(engine, table: str) -> Detection:
+    """Read hit rows from ``table`` (see above) into a Detection with bank/account names filled in.
+
+    A member listed twice in one alert keeps its most specific role (mule > hub > source > sink >
+    member) and its lowest level.
+    """
+    if engine.count(table) == 0:
+        return Detection.empty()
+    aid = alert_id_sql("typology", "akey")
+    order = "CASE m.role " + " ".join(f"WHEN '{r}' THEN {i}" for i, r in enumerate(ROLE_ORDER)) + " ELSE 9 END"
+    engine.materialise(
+        "dx_members",
+        f"""SELECT alert_id, account_id, arg_min(role, ord) AS role, min(level) AS level FROM (
+              SELECT {aid} AS alert_id, m.account_id AS account_id, m.role AS role, m.level AS level, {order} AS ord
+              FROM (SELECT typology, akey, unnest(members) AS m FROM "{table}")
+            ) GROUP BY alert_id, account_id""",
+    )
+    engine.materialise(
+        "dx_names",
+        """SELECT DISTINCT src_id AS account_id, src_bank AS bank, src_account AS account FROM transactions
+           WHERE src_id IN (SELECT account_id FROM dx_members)
+           UNION SELECT DISTINCT dst_id, dst_bank, dst_account FROM transactions
+           WHERE dst_id IN (SELECT account_id FROM dx_members)""",
+    )
+    alerts = engine.to_arrow(
+        f"""SELECT {aid} AS alert_id, typology, CAST(least(1.0, greatest(0.0, score)) AS DOUBLE) AS score,
+                   CAST(start_ts AS TIMESTAMP) AS start_ts, CAST(end_ts AS TIMESTAMP) AS end_ts,
+                   CAST(amount AS DECIMAL(18, 4)) AS amount,
+                   CAST(len(list_distinct(list_transform(members, lambda m: m.account_id))) AS INTEGER) AS n_accounts,
+                   CAST(len(list_distinct(evidence)) AS INTEGER) AS n_txns, summary
+            FROM "{table}" ORDER BY alert_id"""
+    )
+    members = engine.to_arrow(
+        """SELECT m.alert_id, n.bank, n.account, CAST(m.account_id AS UBIGINT) AS account_id, m.role,
+                  CAST(m.level AS INTEGER) AS level
+           FROM dx_members m JOIN (SELECT account_id, min(bank) AS bank, min(account) AS account
+                                   FROM dx_names GROUP BY account_id) n USING (account_id)
+           ORDER BY m.alert_id, m.account_id"""
+    )
+    evidence = engine.to_arrow(
+        f"""SELECT DISTINCT {aid} AS alert_id, CAST(unnest(evidence) AS VARCHAR) AS txn_id FROM "{table}"
+            ORDER BY 1, 2"""
+    )
+    return Detection(alerts.cast(ALERT_SCHEMA), members.cast(MEMBER_SCHEMA), evidence.cast(EVIDENCE_SCHEMA))
+
+
+def concat(detections: list[Detection]) -> Detection:
+    """All hits of several detections in one."""
+    if not detections:
+        return Detection.empty()
+    return Detection(
+        pa.concat_tables([d.alerts for d in detections]),
+        pa.concat_tables([d.members for d in detections]),
+        pa.concat_tables([d.evidence for d in detections]),
+    )

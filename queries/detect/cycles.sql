@@ -1,0 +1,51 @@
+-- name: detect_cycles
+-- kind: detect
+-- description: Temporal cycles (as in 2SCENT): payments a->b->...->a with strictly increasing times, all within the cycle window of the first payment, at most max_len payments, no account visited twice; hubs left out. A bounded recursive walk over candidate payments.
+-- inputs: dt_tx (detect_prep)
+-- outputs: cy_found(start_txn, start_acct, start_t, end_t, accts, txns, amts): one row per cycle, keyed by its first payment and path.
+-- param: cycle_window_hours DOUBLE = 480  All payments of a cycle happen within this time after its first payment.
+-- param: cycle_max_len INTEGER = 6  Longest cycle, in payments.
+-- param: cycle_tolerance DOUBLE = -1  Largest relative change of amount from one hop to the next; negative means amounts are not compared.
+-- param: cycle_max_degree DOUBLE = 40  Accounts with more payments than this in a cycle bucket are hubs and are left out.
+-- step: cy_deg
+SELECT acct, b, sum(n) AS n FROM (
+  SELECT src_id AS acct, t // CAST($cycle_window_hours * 3600e6 AS BIGINT) AS b, count(*) AS n FROM dt_tx GROUP BY 1, 2
+  UNION ALL
+  SELECT dst_id, t // CAST($cycle_window_hours * 3600e6 AS BIGINT), count(*) FROM dt_tx GROUP BY 1, 2
+) GROUP BY acct, b
+-- step: cy_tx
+-- Candidate payments: neither end is a hub in that bucket, the payer was paid and the payee pays in the same
+-- or a neighbouring bucket (otherwise no cycle can pass through the payment).
+SELECT x.txn_id, x.t, x.src_id, x.dst_id, x.amt, x.t // CAST($cycle_window_hours * 3600e6 AS BIGINT) AS b
+FROM dt_tx x
+JOIN cy_deg s ON s.acct = x.src_id AND s.b = x.t // CAST($cycle_window_hours * 3600e6 AS BIGINT)
+JOIN cy_deg d ON d.acct = x.dst_id AND d.b = x.t // CAST($cycle_window_hours * 3600e6 AS BIGINT)
+WHERE s.n <= $cycle_max_degree AND d.n <= $cycle_max_degree
+  AND x.src_id IN (SELECT dst_id FROM dt_tx) AND x.dst_id IN (SELECT src_id FROM dt_tx)
+-- step: cy_next
+-- Each payment also serves walks that started in the bucket before.
+SELECT txn_id, t, src_id, dst_id, amt, b - k AS sb FROM cy_tx CROSS JOIN (VALUES (0), (1)) AS ks(k)
+-- step: cy_found
+WITH RECURSIVE walk(start_txn, start_acct, start_t, sb, cur, cur_t, cur_amt, depth, accts, txns, amts) AS (
+  SELECT txn_id, src_id, t, b, dst_id, t, amt, 1, [src_id, dst_id], [txn_id], [amt] FROM cy_tx
+  UNION ALL
+  SELECT w.start_txn, w.start_acct, w.start_t, w.sb, n.dst_id, n.t, n.amt, w.depth + 1,
+         list_append(w.accts, n.dst_id), list_append(w.txns, n.txn_id), list_append(w.amts, n.amt)
+  FROM walk w JOIN cy_next n ON n.src_id = w.cur AND n.sb = w.sb
+  WHERE w.cur <> w.start_acct AND w.depth < $cycle_max_len
+    AND n.t > w.cur_t AND n.t <= w.start_t + CAST($cycle_window_hours * 3600e6 AS BIGINT)
+    AND (n.dst_id = w.start_acct OR NOT list_contains(w.accts, n.dst_id))
+    AND ($cycle_tolerance < 0 OR abs(n.amt - w.cur_amt) <= $cycle_tolerance * w.cur_amt)
+)
+SELECT start_txn, start_acct, start_t, cur_t AS end_t, depth AS length, accts, txns, amts
+FROM walk WHERE cur = start_acct
+-- step: cy_alerts
+SELECT 'cycle' AS typology, array_to_string(txns, ',') AS akey,
+       least(1.0, 0.5 + 0.1 * length) AS score,
+       make_timestamp(start_t) AS start_ts, make_timestamp(end_t) AS end_ts,
+       CAST(list_min(amts) AS DECIMAL(18, 4)) AS amount,
+       'Money went round ' || CAST(length AS VARCHAR) || ' accounts and came back to the first within '
+         || CAST(round((end_t - start_t) / 3600e6, 1) AS VARCHAR) || ' h, in payments in time order.' AS summary,
+       list_transform(list_distinct(accts), lambda a: {'account_id': a, 'role': 'member', 'level': CAST(NULL AS INTEGER)}) AS members,
+       txns AS evidence
+FROM cy_found

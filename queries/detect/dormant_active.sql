@@ -1,0 +1,48 @@
+-- name: detect_dormant_active
+-- kind: detect
+-- description: Dormant then active: an account with no payment for dormant_days (it had one before, or was opened before) that then moves many payments or much money within the active window.
+-- inputs: dt_tx (detect_prep), transactions, accounts
+-- outputs: da_hits(acct, wake_t, prev_t, n, amt, last_t); the last step is alert rows.
+-- param: dormant_days DOUBLE = 180  Days without any payment that make an account dormant.
+-- param: active_hours DOUBLE = 72  The window after waking up in which activity is counted.
+-- param: active_min_txns DOUBLE = 5  Fewest payments in the window that make the wake-up suspicious.
+-- param: active_min_amount DOUBLE = 50000  ... or the least money in plus out in the window.
+-- step: da_days
+SELECT acct, t // 86400000000 AS d, min(t) AS first_t, max(t) AS last_t FROM (
+  SELECT src_id AS acct, t FROM dt_tx UNION ALL SELECT dst_id, t FROM dt_tx
+) GROUP BY 1, 2
+-- step: da_before
+-- The last payment before the window read, for accounts active in it (an incremental run reads a recent window only).
+SELECT acct, max(t) AS last_t FROM (
+  SELECT src_id AS acct, epoch_us(max(ts)) AS t FROM transactions
+  WHERE ts < (SELECT min(ts) FROM dt_tx) AND src_id IN (SELECT acct FROM da_days) GROUP BY 1
+  UNION ALL
+  SELECT dst_id, epoch_us(max(ts)) FROM transactions
+  WHERE ts < (SELECT min(ts) FROM dt_tx) AND dst_id IN (SELECT acct FROM da_days) GROUP BY 1
+) GROUP BY acct
+-- step: da_wake
+SELECT w.acct, w.first_t AS wake_t, coalesce(w.prev_t, b.last_t, epoch_us(ac.opened_at)) AS prev_t
+FROM (SELECT acct, first_t, lag(last_t) OVER (PARTITION BY acct ORDER BY d) AS prev_t FROM da_days) w
+LEFT JOIN da_before b ON b.acct = w.acct AND w.prev_t IS NULL
+LEFT JOIN accounts ac ON ac.account_id = w.acct AND w.prev_t IS NULL
+WHERE w.first_t - coalesce(w.prev_t, b.last_t, epoch_us(ac.opened_at)) >= CAST($dormant_days * 86400e6 AS BIGINT)
+-- step: da_hits
+SELECT w.acct, w.wake_t, w.prev_t, count(*) AS n, sum(x.amt) AS amt, max(x.t) AS last_t,
+       list(x.txn_id ORDER BY x.txn_id) AS txns, list(DISTINCT x.cp) AS cps
+FROM da_wake w
+JOIN (SELECT txn_id, t, amt, src_id AS acct, dst_id AS cp FROM dt_tx
+      UNION ALL SELECT txn_id, t, amt, dst_id, src_id FROM dt_tx) x
+  ON x.acct = w.acct AND x.t >= w.wake_t AND x.t <= w.wake_t + CAST($active_hours * 3600e6 AS BIGINT)
+GROUP BY w.acct, w.wake_t, w.prev_t
+HAVING count(*) >= $active_min_txns OR sum(x.amt) >= $active_min_amount
+-- step: da_alerts
+SELECT 'dormant_active' AS typology, CAST(acct AS VARCHAR) || ':' || CAST(wake_t AS VARCHAR) AS akey,
+       least(1.0, greatest(n / ($active_min_txns * 2.0), amt / ($active_min_amount * 2.0))) AS score,
+       make_timestamp(wake_t) AS start_ts, make_timestamp(last_t) AS end_ts, CAST(amt AS DECIMAL(18, 4)) AS amount,
+       'Account silent for ' || CAST(CAST((wake_t - prev_t) // 86400000000 AS BIGINT) AS VARCHAR) || ' days then moved '
+         || CAST(n AS VARCHAR) || ' payments totalling ' || CAST(round(amt, 2) AS VARCHAR) || ' within '
+         || CAST($active_hours AS VARCHAR) || ' h.' AS summary,
+       list_append(list_transform(cps, lambda c: {'account_id': c, 'role': 'member', 'level': CAST(NULL AS INTEGER)}),
+                   {'account_id': acct, 'role': 'hub', 'level': CAST(NULL AS INTEGER)}) AS members,
+       txns AS evidence
+FROM da_hits

@@ -1,0 +1,57 @@
+-- name: detect_fans
+-- kind: detect
+-- description: Fan-in and fan-out: an account paid by (or paying) many distinct counterparties within a window of two fan buckets, in similar amounts, most counterparties paying only once; business hubs (too many counterparties) are left out.
+-- inputs: dt_tx (detect_prep), accounts
+-- outputs: fan_hits(acct, b, dir, n_cp, n_txn, amt, cv, one_shot, first_t, last_t, score); the last step is alert rows.
+-- param: fan_window_hours DOUBLE = 72  Width of a fan bucket; a fan is counted over a bucket and the next one.
+-- param: fan_min DOUBLE = 5  Fewest distinct counterparties that make a fan.
+-- param: fan_max DOUBLE = 60  More distinct counterparties than this in the window is a business hub, not a fan.
+-- param: fan_max_cv DOUBLE = 0.6  Largest coefficient of variation of the amounts (similar amounts).
+-- param: fan_min_one_shot DOUBLE = 0.6  Smallest share of counterparties that pay (or are paid) only once in the window.
+-- step: fan_pairs
+-- Pre-aggregate per (account, counterparty, bucket): count(DISTINCT) on raw rows is the slow aggregate (lesson 4).
+SELECT dst_id AS acct, src_id AS cp, 'in' AS dir, t // CAST($fan_window_hours * 3600e6 AS BIGINT) AS b,
+       count(*) AS n, sum(amt) AS s, sum(amt * amt) AS s2, min(t) AS first_t, max(t) AS last_t
+FROM dt_tx GROUP BY 1, 2, 4
+UNION ALL
+SELECT src_id, dst_id, 'out', t // CAST($fan_window_hours * 3600e6 AS BIGINT),
+       count(*), sum(amt), sum(amt * amt), min(t), max(t)
+FROM dt_tx GROUP BY 1, 2, 4
+-- step: fan_win
+-- Each bucket's rows also serve the window anchored at the bucket before.
+SELECT acct, dir, b - k AS wb, cp, sum(n) AS n, sum(s) AS s, sum(s2) AS s2, min(first_t) AS first_t, max(last_t) AS last_t
+FROM fan_pairs CROSS JOIN (VALUES (0), (1)) AS ks(k)
+GROUP BY acct, dir, b - k, cp
+-- step: fan_hits
+SELECT acct, dir, wb AS b, count(*) AS n_cp, sum(n) AS n_txn, sum(s) AS amt,
+       sqrt(greatest(sum(s2) / sum(n) - (sum(s) / sum(n)) ^ 2, 0)) / (sum(s) / sum(n)) AS cv,
+       avg(CASE WHEN n = 1 THEN 1.0 ELSE 0.0 END) AS one_shot,
+       min(first_t) AS first_t, max(last_t) AS last_t
+FROM fan_win
+GROUP BY acct, dir, wb
+HAVING count(*) >= $fan_min AND count(*) <= $fan_max
+   AND min(first_t) // CAST($fan_window_hours * 3600e6 AS BIGINT) = wb
+   AND sqrt(greatest(sum(s2) / sum(n) - (sum(s) / sum(n)) ^ 2, 0)) / (sum(s) / sum(n)) <= $fan_max_cv
+   AND avg(CASE WHEN n = 1 THEN 1.0 ELSE 0.0 END) >= $fan_min_one_shot
+-- step: fan_alerts
+SELECT CASE WHEN h.dir = 'in' THEN 'fan_in' ELSE 'fan_out' END AS typology,
+       CAST(h.acct AS VARCHAR) || ':' || CAST(h.b AS VARCHAR) AS akey,
+       least(1.0, (h.n_cp / ($fan_min * 2.0)) * (1 - h.cv / 2) * h.one_shot) AS score,
+       make_timestamp(h.first_t) AS start_ts, make_timestamp(h.last_t) AS end_ts,
+       CAST(h.amt AS DECIMAL(18, 4)) AS amount,
+       'Account ' || CASE WHEN h.dir = 'in' THEN 'received ' ELSE 'sent ' END || CAST(h.n_txn AS VARCHAR)
+         || ' payments totalling ' || CAST(round(h.amt, 2) AS VARCHAR)
+         || CASE WHEN h.dir = 'in' THEN ' from ' ELSE ' to ' END || CAST(h.n_cp AS VARCHAR)
+         || ' distinct accounts in similar amounts (variation ' || CAST(round(h.cv, 2) AS VARCHAR) || ').' AS summary,
+       list_append(e.members, {'account_id': h.acct, 'role': 'hub', 'level': CAST(NULL AS INTEGER)}) AS members,
+       e.evidence
+FROM fan_hits h
+JOIN (
+  SELECT h.acct, h.dir, h.b, list(DISTINCT x.txn_id ORDER BY x.txn_id) AS evidence,
+         list(DISTINCT {'account_id': CASE WHEN h.dir = 'in' THEN x.src_id ELSE x.dst_id END,
+                        'role': 'member', 'level': CAST(NULL AS INTEGER)}) AS members
+  FROM fan_hits h JOIN (SELECT txn_id, t, src_id, dst_id, dst_id AS acct, 'in' AS dir FROM dt_tx
+                         UNION ALL SELECT txn_id, t, src_id, dst_id, src_id, 'out' FROM dt_tx) x
+    ON x.acct = h.acct AND x.dir = h.dir AND x.t BETWEEN h.first_t AND h.last_t
+  GROUP BY h.acct, h.dir, h.b
+) e ON e.acct = h.acct AND e.dir = h.dir AND e.b = h.b

@@ -1,0 +1,40 @@
+-- name: detect_new_account_burst
+-- kind: detect
+-- description: New-account burst: an account opened while the workspace was watching (opened_at, else its first payment) that moves many payments or much money within its first burst window.
+-- inputs: dt_tx (detect_prep), transactions, accounts
+-- outputs: nb_hits(acct, opened_t, n, amt, first_t, last_t); the last step is alert rows.
+-- param: burst_hours DOUBLE = 72  How long after opening an account counts as new.
+-- param: burst_min_txns DOUBLE = 10  Fewest payments in or out within the window that make a burst.
+-- param: burst_min_amount DOUBLE = 50000  ... or the least money in plus out within the window that makes a burst.
+-- step: nb_open
+-- When each account active in the window was opened: accounts.opened_at, else its first payment anywhere.
+SELECT a.acct, coalesce(epoch_us(ac.opened_at), f.first_t) AS opened_t
+FROM (SELECT DISTINCT src_id AS acct FROM dt_tx UNION SELECT DISTINCT dst_id FROM dt_tx) a
+LEFT JOIN accounts ac ON ac.account_id = a.acct
+LEFT JOIN (
+  SELECT acct, min(t) AS first_t FROM (
+    SELECT src_id AS acct, epoch_us(min(ts)) AS t FROM transactions GROUP BY 1
+    UNION ALL SELECT dst_id, epoch_us(min(ts)) FROM transactions GROUP BY 1
+  ) GROUP BY acct
+) f ON f.acct = a.acct
+WHERE coalesce(epoch_us(ac.opened_at), f.first_t) >= (SELECT epoch_us(min(ts)) FROM transactions)
+-- step: nb_hits
+SELECT o.acct, o.opened_t, count(*) AS n, sum(x.amt) AS amt, min(x.t) AS first_t, max(x.t) AS last_t,
+       list(x.txn_id ORDER BY x.txn_id) AS txns, list(DISTINCT x.cp) AS cps
+FROM nb_open o
+JOIN (SELECT txn_id, t, amt, src_id AS acct, dst_id AS cp FROM dt_tx
+      UNION ALL SELECT txn_id, t, amt, dst_id, src_id FROM dt_tx) x
+  ON x.acct = o.acct AND x.t >= o.opened_t AND x.t <= o.opened_t + CAST($burst_hours * 3600e6 AS BIGINT)
+GROUP BY o.acct, o.opened_t
+HAVING count(*) >= $burst_min_txns OR sum(x.amt) >= $burst_min_amount
+-- step: nb_alerts
+SELECT 'new_account_burst' AS typology, CAST(acct AS VARCHAR) AS akey,
+       least(1.0, greatest(n / ($burst_min_txns * 2.0), amt / ($burst_min_amount * 2.0))) AS score,
+       make_timestamp(first_t) AS start_ts, make_timestamp(last_t) AS end_ts, CAST(amt AS DECIMAL(18, 4)) AS amount,
+       'Account opened at ' || CAST(make_timestamp(opened_t) AS VARCHAR) || ' moved ' || CAST(n AS VARCHAR)
+         || ' payments totalling ' || CAST(round(amt, 2) AS VARCHAR) || ' within ' || CAST($burst_hours AS VARCHAR)
+         || ' h of opening.' AS summary,
+       list_append(list_transform(cps, lambda c: {'account_id': c, 'role': 'member', 'level': CAST(NULL AS INTEGER)}),
+                   {'account_id': acct, 'role': 'hub', 'level': CAST(NULL AS INTEGER)}) AS members,
+       txns AS evidence
+FROM nb_hits

@@ -1,0 +1,62 @@
+-- name: detect_pass_through
+-- kind: detect
+-- description: Pass-through episodes: money into an account in one dwell-window bucket, out again within the dwell window, out close to in and little left (FlowScope flow balance min(in,out) - alpha*|in-out|).
+-- inputs: dt_tx (detect_prep)
+-- outputs: pt_hits(acct, b, n_in, n_out, in_amt, out_amt, flow, kept, first_ts, last_ts, score); the last step is alert rows.
+-- param: dwell_hours DOUBLE = 48  How long money may stay in an account and still count as passed through.
+-- param: keep_max DOUBLE = 0.2  The largest share of the money in that may stay behind (a mule's commission).
+-- param: over_max DOUBLE = 0.1  How much more may leave than came in (the mule's own money on top).
+-- param: alpha DOUBLE = 1.0  FlowScope's penalty on the in/out imbalance.
+-- param: min_amount DOUBLE = 100  Smallest amount passed through that counts.
+-- param: max_in DOUBLE = 30  An account receiving more payments than this in one bucket is a business hub, not a mule.
+-- step: pt_in
+-- Incoming money per (account, bucket of dwell width): joining on the bucket and the next one keeps the
+-- join linear (PERFORMANCE.md lesson 1) instead of sum(in_degree * out_degree).
+SELECT dst_id AS acct, t // CAST($dwell_hours * 3600e6 AS BIGINT) AS b,
+       count(*) AS n_in, sum(amt) AS in_amt, min(t) AS first_in, max(t) AS last_in
+FROM dt_tx
+GROUP BY 1, 2
+HAVING count(*) <= $max_in
+-- step: pt_out
+SELECT i.acct, i.b, count(*) AS n_out, sum(o.amt) AS out_amt, max(o.t) AS last_out
+FROM (SELECT acct, b, first_in, last_in, b + k AS ob FROM pt_in CROSS JOIN (VALUES (0), (1)) AS ks(k)) i
+JOIN (SELECT src_id, t, amt, t // CAST($dwell_hours * 3600e6 AS BIGINT) AS ob FROM dt_tx) o
+  ON o.src_id = i.acct AND o.ob = i.ob
+WHERE o.t >= i.first_in AND o.t <= i.last_in + CAST($dwell_hours * 3600e6 AS BIGINT)
+GROUP BY 1, 2
+-- step: pt_hits
+SELECT i.acct, i.b, i.n_in, o.n_out, i.in_amt, o.out_amt,
+       least(i.in_amt, o.out_amt) - $alpha * abs(i.in_amt - o.out_amt) AS flow,
+       (i.in_amt - o.out_amt) / i.in_amt AS kept,
+       i.first_in, i.last_in, o.last_out,
+       make_timestamp(i.first_in) AS first_ts, make_timestamp(o.last_out) AS last_ts,
+       least(1.0, greatest(0.0, (least(i.in_amt, o.out_amt) - $alpha * abs(i.in_amt - o.out_amt)) / i.in_amt))
+         * (1.0 - 0.5 / (1 + o.n_out)) AS score
+FROM pt_in i JOIN pt_out o ON o.acct = i.acct AND o.b = i.b
+WHERE o.out_amt >= (1 - $keep_max) * i.in_amt
+  AND o.out_amt <= (1 + $over_max) * i.in_amt
+  AND least(i.in_amt, o.out_amt) >= $min_amount
+-- step: pt_evidence
+SELECT h.acct, h.b, x.txn_id, x.t, x.src_id, x.dst_id, x.amt, 'in' AS dir
+FROM pt_hits h JOIN dt_tx x ON x.dst_id = h.acct AND x.t BETWEEN h.first_in AND h.last_in
+UNION ALL
+SELECT h.acct, h.b, x.txn_id, x.t, x.src_id, x.dst_id, x.amt, 'out'
+FROM pt_hits h JOIN dt_tx x ON x.src_id = h.acct AND x.t BETWEEN h.first_in AND h.last_out
+-- step: pt_alerts
+SELECT 'pass_through' AS typology,
+       CAST(h.acct AS VARCHAR) || ':' || CAST(h.b AS VARCHAR) AS akey,
+       h.score, h.first_ts AS start_ts, h.last_ts AS end_ts, CAST(least(h.in_amt, h.out_amt) AS DECIMAL(18, 4)) AS amount,
+       'Account received ' || CAST(round(h.in_amt, 2) AS VARCHAR) || ' in ' || CAST(h.n_in AS VARCHAR)
+         || ' payment(s) and sent ' || CAST(round(h.out_amt, 2) AS VARCHAR) || ' on in ' || CAST(h.n_out AS VARCHAR)
+         || ' payment(s) within ' || CAST($dwell_hours AS VARCHAR) || ' h, keeping '
+         || CAST(round(100 * greatest(h.kept, 0), 1) AS VARCHAR) || ' %.' AS summary,
+       list_append(e.members, {'account_id': h.acct, 'role': 'mule', 'level': CAST(NULL AS INTEGER)}) AS members,
+       e.evidence
+FROM pt_hits h
+JOIN (
+  SELECT acct, b, list(DISTINCT txn_id ORDER BY txn_id) AS evidence,
+         list(DISTINCT {'account_id': CASE WHEN dir = 'in' THEN src_id ELSE dst_id END,
+                        'role': CASE WHEN dir = 'in' THEN 'source' ELSE 'sink' END,
+                        'level': CAST(NULL AS INTEGER)}) AS members
+  FROM pt_evidence GROUP BY acct, b
+) e ON e.acct = h.acct AND e.b = h.b

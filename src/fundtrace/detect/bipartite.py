@@ -1,0 +1,85 @@
+"""Bipartite layers: several payers each paying the same several payees within a window.
+
+SQL keeps only candidate edges (payers with two or more payees that each have ``layer_min`` or more
+such payers, trimmed twice, hubs left out); NetworkX then takes each window's connected components
+of that small graph and keeps the dense ones (at least 80 % of payer-payee pairs present).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import networkx as nx
+import pyarrow as pa
+
+from fundtrace.detect.base import ALERT_SCHEMA, EVIDENCE_SCHEMA, MEMBER_SCHEMA, Detection, alert_id
+from fundtrace.detect.settings import DetectSettings
+from fundtrace.detect.sqlfamilies import _ensure, run_query
+
+__all__ = ["MIN_DENSITY", "detect_bipartite"]
+
+MIN_DENSITY = 0.8
+_EPOCH = datetime(1970, 1, 1)
+
+
+def detect_bipartite(engine, settings: DetectSettings) -> Detection:
+    """Dense payer x payee blocks (bipartite layering) per window; see the module docstring."""
+    _ensure(engine, settings)
+    run_query(engine, "detect_bipartite_candidates", settings)
+    rows = engine.to_arrow("SELECT * FROM bp_edges ORDER BY wb, src, dst").to_pylist()
+    by_window: dict[int, list[dict]] = {}
+    for r in rows:
+        by_window.setdefault(r["wb"], []).append(r)
+    width_us = round(settings.layer_window_hours * 3600e6)
+    alerts, members, evidence = [], [], []
+    names = _names(engine, {r["src"] for r in rows} | {r["dst"] for r in rows})
+    for wb, edges in by_window.items():
+        g = nx.Graph()
+        for e in edges:
+            g.add_edge(("s", e["src"]), ("d", e["dst"]), row=e)
+        for comp in nx.connected_components(g):
+            payers = sorted(n[1] for n in comp if n[0] == "s")
+            payees = sorted(n[1] for n in comp if n[0] == "d")
+            if set(payers) & set(payees) or len(payers) < settings.layer_min or len(payees) < 2:
+                continue
+            sub = [d["row"] for _, _, d in g.subgraph(comp).edges(data=True)]
+            density = len(sub) / (len(payers) * len(payees))
+            first = min(e["first_t"] for e in sub)
+            if density < MIN_DENSITY or first // width_us != wb:  # anchored at the window's first bucket
+                continue
+            aid = alert_id("bipartite", ",".join(map(str, payers)), ",".join(map(str, payees)), wb)
+            amount = sum(e["amt"] for e in sub)
+            txns = sorted({t for e in sub for t in e["txns"]})
+            alerts.append({
+                "alert_id": aid, "typology": "bipartite",
+                "score": min(1.0, density * len(payers) / (2 * settings.layer_min)),
+                "start_ts": _EPOCH + timedelta(microseconds=first),
+                "end_ts": _EPOCH + timedelta(microseconds=max(e["last_t"] for e in sub)),
+                "amount": Decimal(str(round(amount, 4))), "n_accounts": len(payers) + len(payees), "n_txns": len(txns),
+                "summary": f"{len(payers)} accounts each paid the same {len(payees)} accounts "
+                f"({density:.0%} of the possible pairs), {amount:,.2f} in total.",
+            })  # fmt: skip
+            for acct, role in [(p, "source") for p in payers] + [(p, "sink") for p in payees]:
+                bank, account = names.get(acct, ("", str(acct)))
+                members.append({"alert_id": aid, "bank": bank, "account": account, "account_id": acct,
+                                "role": role, "level": None})  # fmt: skip
+            evidence += [{"alert_id": aid, "txn_id": t} for t in txns]
+    return Detection(
+        pa.Table.from_pylist(alerts, ALERT_SCHEMA),
+        pa.Table.from_pylist(members, MEMBER_SCHEMA),
+        pa.Table.from_pylist(evidence, EVIDENCE_SCHEMA),
+    )
+
+
+def _names(engine, ids: set[int]) -> dict[int, tuple[str, str]]:
+    if not ids:
+        return {}
+    engine.register("bp_ids", pa.table({"account_id": pa.array(sorted(ids), pa.uint64())}))
+    rows = engine.to_arrow(
+        "SELECT src_id AS id, min(src_bank) AS bank, min(src_account) AS account FROM transactions "
+        "WHERE src_id IN (SELECT account_id FROM bp_ids) GROUP BY 1 "
+        "UNION ALL SELECT dst_id, min(dst_bank), min(dst_account) FROM transactions "
+        "WHERE dst_id IN (SELECT account_id FROM bp_ids) GROUP BY 1"
+    ).to_pylist()
+    return {r["id"]: (r["bank"], r["account"]) for r in rows}

@@ -1,0 +1,82 @@
+"""Every window and threshold of the detectors, in one frozen dataclass (config section ``detect``).
+
+Field names equal the ``-- param:`` names of the SQL files under ``queries/detect/``, so a setting
+reaches its query without a mapping table. The defaults work at telecom-fraud speed (money moves on
+within hours) and at AMLSim's daily steps (payments stamped at midnight, patterns over days).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DetectSettings:
+    """Windows (hours unless named *_days), thresholds and caps of every detector."""
+
+    skip_same_holder: bool = True  # transfers between two accounts of one holder are never evidence
+    innocent_kinds: tuple[str, ...] = ("business", "merchant", "utility", "government", "payroll")
+    # pass-through (FlowScope flow balance)
+    dwell_hours: float = 48.0
+    keep_max: float = 0.2
+    over_max: float = 0.1
+    alpha: float = 1.0
+    min_amount: float = 100.0
+    max_in: float = 30.0
+    # chains and stacked layers
+    hop_tolerance: float = 0.05
+    min_hop_share: float = 0.05
+    max_hops: int = 6
+    chain_min_levels: int = 2
+    # fan-in / fan-out
+    fan_window_hours: float = 72.0
+    fan_min: float = 5.0
+    fan_max: float = 60.0
+    fan_max_cv: float = 0.6
+    fan_min_one_shot: float = 0.6
+    # scatter-gather / gather-scatter / bipartite
+    layer_window_hours: float = 72.0
+    layer_min: float = 3.0
+    layer_max: float = 60.0
+    layer_tolerance: float = 0.2
+    # cycles
+    cycle_window_hours: float = 480.0
+    cycle_max_len: int = 6
+    cycle_tolerance: float = -1.0
+    cycle_max_degree: float = 40.0
+    # structuring
+    threshold: float = 50_000.0
+    margin: float = 0.1
+    structuring_min: float = 3.0
+    structuring_window_hours: float = 168.0
+    # new-account burst
+    burst_hours: float = 72.0
+    burst_min_txns: float = 10.0
+    burst_min_amount: float = 50_000.0
+    # dormant then active
+    dormant_days: float = 180.0
+    active_hours: float = 72.0
+    active_min_txns: float = 5.0
+    active_min_amount: float = 50_000.0
+
+    def validate(self) -> list[tuple[str, str]]:
+        problems = []
+        for name in ("dwell_hours", "fan_window_hours", "layer_window_hours", "cycle_window_hours",
+                     "structuring_window_hours", "burst_hours", "dormant_days", "active_hours"):  # fmt: skip
+            if getattr(self, name) <= 0:
+                problems.append((name, "must be greater than 0"))
+        for name in ("keep_max", "margin", "min_hop_share"):
+            if not 0 <= getattr(self, name) < 1:
+                problems.append((name, "must be at least 0 and below 1"))
+        for name in ("max_hops", "cycle_max_len"):
+            if not 1 <= getattr(self, name) <= 12:
+                problems.append((name, "must be between 1 and 12"))
+        if self.fan_min < 2:
+            problems.append(("fan_min", "must be at least 2"))
+        if self.fan_max < self.fan_min:
+            problems.append(("fan_max", "must be at least fan_min"))
+        if self.layer_min < 2:
+            problems.append(("layer_min", "must be at least 2"))
+        if self.threshold <= 0:
+            problems.append(("threshold", "must be greater than 0"))
+        return problems

@@ -1,0 +1,103 @@
+"""The detectors written in SQL: each runs its query file's steps through the engine and collects alerts.
+
+Every detector reads ``dt_tx`` (the prepared transactions of ``queries/detect/prep.sql``); when it is
+missing the detector prepares it over the whole workspace, so each one also runs alone::
+
+    detect_fans(DuckDBEngine(ws.con), DetectSettings())
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fundtrace import queries
+from fundtrace.detect.base import Detection, collect, params_for
+from fundtrace.detect.settings import DetectSettings
+
+__all__ = [
+    "detect_chains",
+    "detect_cycles",
+    "detect_dormant_active",
+    "detect_fans",
+    "detect_layering",
+    "detect_new_account_burst",
+    "detect_pass_through",
+    "detect_structuring",
+    "prepare",
+]
+
+EPOCH = datetime(1970, 1, 1)
+
+
+def run_query(engine, name: str, settings: DetectSettings, extra: dict | None = None) -> str:
+    """Materialise every step of query ``name`` with parameters from ``settings``; return the last step."""
+    q = queries.get(name)
+    return engine.run_steps(q.steps, q.bind(params_for(q, settings) | (extra or {})))
+
+
+def prepare(engine, settings: DetectSettings, ctx_from: datetime | None = None) -> None:
+    """Build ``dt_tx`` from the transactions at or after ``ctx_from`` (all when None)."""
+    run_query(engine, "detect_prep", settings, {"ctx_from": ctx_from or EPOCH})
+
+
+def _ensure(engine, settings: DetectSettings) -> None:
+    if not engine.table_exists("dt_tx"):
+        prepare(engine, settings)
+
+
+def detect_pass_through(engine, settings: DetectSettings) -> Detection:
+    """Pass-through mules: money in, out within ``dwell_hours``, out close to in.
+
+    Notes
+    -----
+    One alert per (account, dwell bucket) whose money in that bucket left again within the dwell
+    window with at most ``keep_max`` left behind; score from FlowScope's flow balance
+    ``min(in, out) - alpha * |in - out|`` over the money in. Linear in the transactions: ins are
+    joined to outs on (account, bucket) against the same and the next bucket.
+    """
+    _ensure(engine, settings)
+    return collect(engine, run_query(engine, "detect_pass_through", settings))
+
+
+def detect_chains(engine, settings: DetectSettings) -> Detection:
+    """Chains (one account per level) and stacked layers (several) of pass-through hops."""
+    _ensure(engine, settings)
+    if not engine.table_exists("pt_hits"):
+        run_query(engine, "detect_pass_through", settings)
+    return collect(engine, run_query(engine, "detect_chain", settings))
+
+
+def detect_fans(engine, settings: DetectSettings) -> Detection:
+    """Fan-in and fan-out within ``fan_window_hours`` buckets (a bucket and the next)."""
+    _ensure(engine, settings)
+    return collect(engine, run_query(engine, "detect_fans", settings))
+
+
+def detect_layering(engine, settings: DetectSettings) -> Detection:
+    """Scatter-gather and gather-scatter within ``layer_window_hours`` buckets."""
+    _ensure(engine, settings)
+    return collect(engine, run_query(engine, "detect_layering", settings))
+
+
+def detect_cycles(engine, settings: DetectSettings) -> Detection:
+    """Temporal cycles with strictly increasing times within ``cycle_window_hours`` (2SCENT-like)."""
+    _ensure(engine, settings)
+    return collect(engine, run_query(engine, "detect_cycles", settings))
+
+
+def detect_structuring(engine, settings: DetectSettings) -> Detection:
+    """Repeated amounts just under the reporting ``threshold``."""
+    _ensure(engine, settings)
+    return collect(engine, run_query(engine, "detect_structuring", settings))
+
+
+def detect_new_account_burst(engine, settings: DetectSettings) -> Detection:
+    """Many payments or much money within ``burst_hours`` of an account's opening."""
+    _ensure(engine, settings)
+    return collect(engine, run_query(engine, "detect_new_account_burst", settings))
+
+
+def detect_dormant_active(engine, settings: DetectSettings) -> Detection:
+    """An account silent for ``dormant_days`` that suddenly moves many payments or much money."""
+    _ensure(engine, settings)
+    return collect(engine, run_query(engine, "detect_dormant_active", settings))
