@@ -18,6 +18,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+try:  # recent typer vendors click; older typer uses click itself
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException
 from rich.console import Console
 from rich.table import Table
 
@@ -156,19 +161,17 @@ def progress_steps(description: str) -> Iterator[Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; expected errors become one line on stderr and an exit code, never a traceback."""
-    import click
-
     from fundtrace import commands  # noqa: F401  (registers the commands on app)
 
     state.__init__()  # fresh global options for every run (tests call main() many times)
     try:
         app(args=argv, prog_name="fundtrace", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:  # usage errors: unknown option, missing argument ...
+    except ClickException as exc:  # usage errors: unknown option, missing argument ...
         exc.show(file=sys.stderr)
         return EXIT_INPUT
-    except click.exceptions.Abort:
+    except typer.Abort:
         stderr.print("aborted", style="red")
         return 130
     except FundtraceError as exc:

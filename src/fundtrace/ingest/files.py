@@ -78,18 +78,30 @@ def inspect(path: Path) -> InputFile:
         raise InputError(f"{path}: file is UTF-16, not UTF-8", hint="convert it with iconv -t UTF-8")
     if b"\x00" in sample:
         raise InputError(f"{path}: not a CSV or Parquet file (binary content)")
-    try:
-        sample.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # A multi-byte character cut by the peek window is fine; anything earlier is not UTF-8.
-        if exc.start < len(sample) - 4 or len(sample) < _PEEK:
-            raise InputError(
-                f"{path}: not UTF-8 (byte 0x{sample[exc.start]:02x} at offset {exc.start})",
-                hint="convert it, e.g. iconv -f GB18030 -t UTF-8",
-            ) from None
+    _check_utf8(path, sample)
     first_line = sample.split(b"\n", 1)[0]
     if (b"," not in first_line and b"\t" not in first_line and b";" not in first_line and b"|" not in first_line) and (
         len(first_line) > 200 or not first_line.strip()
     ):
         raise InputError(f"{path}: not a CSV file (no header line with delimited column names)")
     return InputFile(path, "csv", compressed, sha256_of(path))
+
+
+def _check_utf8(path: Path, sample: bytes) -> None:
+    """A file whose header or most lines are not UTF-8 is refused whole (likely GBK/GB18030 from a
+    bank system); a few bad lines in a UTF-8 file are left to be rejected row by row."""
+    lines = sample.split(b"\n")
+    if len(sample) == _PEEK:
+        lines = lines[:-1]  # the last line may be cut by the peek window
+    bad = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad.append((number, exc.start, line[exc.start]))
+    if bad and (bad[0][0] == 1 or len(bad) > max(1, len(lines) // 2)):
+        number, offset, byte = bad[0]
+        raise InputError(
+            f"{path}: not UTF-8 (byte 0x{byte:02x} on line {number}, column {offset + 1})",
+            hint="convert it, e.g. iconv -f GB18030 -t UTF-8",
+        )

@@ -12,7 +12,7 @@ conflicts, unknown references) are joins on that table.
 
 from __future__ import annotations
 
-import bisect
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +37,8 @@ _CSV_ERRORS = {
     "LINE SIZE OVER MAXIMUM": "line_too_long",
 }
 REJECTS_SHOWN = 20
+# Prefix of txn ids derived from a row's content when the source has none.
+DERIVED_PREFIX = "auto-"
 
 Progress = Callable[[str], None]
 
@@ -118,7 +120,7 @@ def _prepare(ws: Workspace, kind: Kind, f: InputFile, profile: str, delimiter: s
 
 
 def _load_file(ws: Workspace, plan: _Plan, settings: LoadSettings, progress: Progress | None) -> BatchResult:
-    kind, f, mapping, profile = plan.kind, plan.file, plan.mapping, plan.profile
+    kind, f = plan.kind, plan.file
     result = BatchResult(str(f.path), kind.name, f.sha256)
     seen = ws.con.execute(
         "SELECT batch_id FROM batches WHERE sha256 = ? AND kind = ?", [f.sha256, kind.name]
@@ -127,35 +129,44 @@ def _load_file(ws: Workspace, plan: _Plan, settings: LoadSettings, progress: Pro
         result.status, result.batch_id = "already_loaded", seen[0][0]
         return result
 
-    step = _Steps(progress)
-    step("reading and checking values")
-    # The staging table is temporary (never in the workspace file) and is built outside the batch's
-    # transaction so that its rowids count the file's rows from 0 in file order.
+    step = progress or (lambda _: None)
     con = ws.con
-    for name in ("ft_stage", "ft_reject_errors", "ft_reject_scans"):
+    for name in ("ft_reject_errors", "ft_reject_scans", "ft_key_rejects"):
         con.execute(f"DROP TABLE IF EXISTS temp.{name}")
-    stage_sql = _stage_sql(kind, mapping, settings, plan.source, plan.source_columns, f, plan.delimiter)
-    try:
-        con.execute(stage_sql, plan.params)
-    except duckdb.Error as exc:
-        raise InputError(f"{f.path}: {_first_line(exc)}") from None
     with ws.transaction() as con:
         batch_id = con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchall()[0][0]
         result.batch_id = batch_id
-
+        # Rows that pass every per-row check stream straight into the table, in file order; the
+        # checks that need the whole batch run afterwards on the batch's rows, inside the same
+        # transaction, and remove what they reject. Lines are looked up only when something failed.
+        step("reading, checking and writing rows")
+        inserted = _insert_valid(con, plan, settings, batch_id)
         structural = _structural_rejects(con, f)
-        if kind.name == "transactions":
-            _number_derived_ids(con)
+        failed_row_checks = _count_parsed(con, plan) - inserted
         step("checking duplicates and references")
-        _mark_batch_duplicates(con, kind)
-        result.rows_duplicate, result.rows_updated = _mark_existing(con, kind)
-        _mark_unknown_references(con, kind)
+        if kind.name == "transactions":
+            _number_derived_ids(con, batch_id, labels=bool(plan.mapping.labels))
+        _create_key_rejects(con, kind)
+        _reject_batch_duplicates(con, kind, batch_id)
+        result.rows_duplicate, result.rows_updated = _resolve_existing(con, kind, batch_id)
+        _reject_unknown_references(con, kind, batch_id)
+        if plan.mapping.labels and kind.name == "transactions":
+            con.execute(
+                "DELETE FROM labels WHERE batch_id = ? AND txn_id NOT IN "
+                "(SELECT txn_id FROM transactions WHERE batch_id = ?)",
+                [batch_id, batch_id],
+            )
+        key_rejects = con.execute("SELECT count(*) FROM ft_key_rejects").fetchall()[0][0]
+        row_rejects = _locate_rejects(con, plan, settings, structural) if failed_row_checks or key_rejects else []
+        rejects = structural + row_rejects
 
-        staged = con.execute("SELECT count(*) FROM ft_stage").fetchall()[0][0]
-        result.rows_in = staged + len(structural)
-        rejects = structural + _semantic_rejects(con, f, structural)
+        result.rows_kept = con.execute(
+            f"SELECT count(*) FROM {ident(kind.table)} WHERE batch_id = ?", [batch_id]
+        ).fetchall()[0][0]
         result.rows_rejected = len(rejects)
-        result.rows_kept = staged - result.rows_duplicate - (len(rejects) - len(structural))
+        result.rows_in = result.rows_kept + result.rows_rejected + result.rows_duplicate
+        if result.rows_in == 0:
+            raise InputError(f"{f.path}: no data rows (only a header)")
         for r in rejects:
             result.reasons[r["reason"]] = result.reasons.get(r["reason"], 0) + 1
         result.rejects = sorted(rejects, key=lambda r: r["line"] or 0)[:REJECTS_SHOWN]
@@ -167,18 +178,8 @@ def _load_file(ws: Workspace, plan: _Plan, settings: LoadSettings, progress: Pro
                 f"{settings.max_reject_rate:.1%}); nothing was loaded",
                 rejects=result.rejects,
             )
-        step(f"writing {result.rows_kept:,} rows")
-        _write(con, kind, batch_id, profile, mapping, result, rejects, f)
+        _record_batch(con, plan, batch_id, result, rejects)
     return result
-
-
-class _Steps:
-    def __init__(self, progress: Progress | None):
-        self.progress = progress
-
-    def __call__(self, what: str) -> None:
-        if self.progress:
-            self.progress(what)
 
 
 def _first_line(exc: Exception) -> str:
@@ -272,20 +273,14 @@ def _value_and_problem(col: Column, settings: LoadSettings, kind: Kind) -> tuple
     return value, problem
 
 
-def _stage_sql(
-    kind: Kind,
-    mapping: Mapping,
-    settings: LoadSettings,
-    source: str,
-    source_columns: list[str],
-    f: InputFile,
-    delimiter: str | None,
-) -> str:
-    """CREATE TEMP TABLE ft_stage: typed native columns, ``problem`` (``code<US>detail`` or NULL),
-    ``raw_row`` (only for rows with a problem), ``ord`` (Parquet row number) and label columns.
+def _select_sql(plan: _Plan, settings: LoadSettings, *, raw_for_all: bool = False) -> str:
+    """SELECT over the source: typed native columns, ``problem`` (``code<US>detail`` or NULL),
+    ``raw_row`` (the source row as text; only where there is a problem unless ``raw_for_all``),
+    ``ord`` (Parquet row number) and label columns.
 
     Built as stacked projections (text, then typed value, then problem, then output) so that each
     value is parsed once per row."""
+    kind, mapping = plan.kind, plan.mapping
     texts, values, problems, out = [], [], [], []
     for col in kind.columns:
         t, v = ident(f"ft__t_{col.name}"), ident(f"ft__v_{col.name}")
@@ -301,30 +296,74 @@ def _stage_sql(
             f"CASE WHEN coalesce({', '.join(given)}) IS NULL "
             f"THEN 'missing_field' || {SEP} || 'txn_id or first_account' END"
         )
-    out += [f"{expr} AS {ident('label_' + name)}" for name, expr in mapping.labels.items()]
-    raw = ", ".join(f"coalesce(CAST({ident(c)} AS VARCHAR), '')" for c in source_columns)
-    order = "file_row_number" if f.format == "parquet" else "CAST(NULL AS BIGINT)"
-    out += [
-        "ft__problem AS problem",
-        f"CASE WHEN ft__problem IS NOT NULL THEN concat_ws({literal(delimiter or ',')}, {raw}) END AS raw_row",
-        f"{order} AS ord",
-        "CAST(NULL AS VARCHAR) AS existing",
-    ]
     if kind.name == "transactions":
-        # A row without txn_id gets one from its content; identical rows are numbered later.
+        # A row without txn_id gets one from its content; identical rows are numbered after insert.
         content = (
             f"concat_ws({SEP}, strftime(ft__v_ts, '%Y-%m-%dT%H:%M:%S.%f'), ft__v_src_bank, ft__v_src_account, "
             "ft__v_dst_bank, ft__v_dst_account, CAST(ft__v_amount AS VARCHAR), ft__v_currency, ft__v_channel)"
         )
-        out[0] = f"coalesce(ft__v_txn_id, 'h' || substr(md5({content}), 1, 20)) AS txn_id"
-        out.append("ft__v_txn_id IS NULL AS derived_id")
+        out[0] = f"coalesce(ft__v_txn_id, '{DERIVED_PREFIX}' || substr(md5({content}), 1, 20)) AS txn_id"
+    out += [f"{expr} AS {ident('label_' + name)}" for name, expr in mapping.labels.items()]
+    raw = (
+        f"concat_ws({literal(plan.delimiter or ',')}, "
+        + ", ".join(f"coalesce(CAST({ident(c)} AS VARCHAR), '')" for c in plan.source_columns)
+        + ")"
+    )
+    out += [
+        "ft__problem AS problem",
+        (raw if raw_for_all else f"CASE WHEN ft__problem IS NOT NULL THEN {raw} END") + " AS raw_row",
+        ("file_row_number" if plan.file.format == "parquet" else "CAST(NULL AS BIGINT)") + " AS ord",
+    ]
     nl = ",\n  "
     return (
-        f"CREATE TEMP TABLE ft_stage AS\nSELECT\n  {nl.join(out)}\nFROM (\n"
+        f"SELECT\n  {nl.join(out)}\nFROM (\n"
         f"SELECT *, coalesce({', '.join(problems)}) AS ft__problem FROM (\n"
         f"SELECT *, {', '.join(values)} FROM (\n"
-        f"SELECT *, {', '.join(texts)} FROM {source})))"
+        f"SELECT *, {', '.join(texts)} FROM {plan.source})))"
     )
+
+
+def _insert_valid(con: duckdb.DuckDBPyConnection, plan: _Plan, settings: LoadSettings, batch_id: int) -> int:
+    """Stream the rows that pass every per-row check into the kind's table; returns how many."""
+    kind = plan.kind
+    cols = [ident(c) for c in kind.names]
+    extra, extra_values = ["batch_id"], ["$batch_id"]
+    if kind.name == "transactions":
+        extra += ["src_id", "dst_id"]
+        extra_values += ["account_key(src_bank, src_account)", "account_key(dst_bank, dst_account)"]
+    elif kind.name in ("accounts", "links"):
+        extra.append("account_id")
+        extra_values.append("account_key(bank, account)")
+    select = _select_sql(plan, settings)
+    params = plan.params | {"batch_id": batch_id}
+    try:
+        inserted = con.execute(
+            f"INSERT INTO {ident(kind.table)} ({', '.join(cols + extra)}) "
+            f"SELECT {', '.join(cols + extra_values)} FROM ({select}) WHERE problem IS NULL",
+            params,
+        ).fetchall()[0][0]
+        if plan.mapping.labels and kind.name == "transactions":
+            alert = "CAST(label_alert_id AS VARCHAR)" if "alert_id" in plan.mapping.labels else "NULL"
+            con.execute(
+                "INSERT INTO labels (source, entity, txn_id, is_fraud, alert_id, batch_id) "
+                f"SELECT $profile, 'transaction', txn_id, coalesce(label_is_fraud, false), {alert}, $batch_id "
+                f"FROM ({select}) WHERE problem IS NULL",
+                params | {"profile": plan.profile},
+            ).fetchall()
+    except duckdb.Error as exc:
+        raise InputError(f"{plan.file.path}: {_first_line(exc)}") from None
+    return inserted
+
+
+def _count_parsed(con: duckdb.DuckDBPyConnection, plan: _Plan) -> int:
+    """Rows the reader split into columns (CSV: all but the structural rejects)."""
+    if plan.file.format == "parquet":
+        sql = "SELECT count(*) FROM read_parquet($path)"
+    else:
+        sql = plan.source.replace("store_rejects = true", "ignore_errors = true")
+        sql = re.sub(r", rejects_(table|scan) = '\w+'", "", sql)
+        sql = f"SELECT count(*) FROM {sql}"
+    return con.execute(sql, plan.params).fetchall()[0][0]
 
 
 def _structural_rejects(con: duckdb.DuckDBPyConnection, f: InputFile) -> list[dict]:
@@ -347,74 +386,102 @@ def _structural_rejects(con: duckdb.DuckDBPyConnection, f: InputFile) -> list[di
     ]
 
 
-def _number_derived_ids(con: duckdb.DuckDBPyConnection) -> None:
-    """Identical rows without txn_id are distinct transfers: suffix the 2nd, 3rd ... occurrence."""
-    con.execute(
-        """
-        UPDATE ft_stage SET txn_id = ft_stage.txn_id || '-' || n.rn
-        FROM (
-            SELECT rowid AS rid, row_number() OVER (PARTITION BY txn_id ORDER BY rowid) AS rn
-            FROM ft_stage
-            WHERE derived_id AND txn_id IN (
-                SELECT txn_id FROM ft_stage WHERE derived_id GROUP BY txn_id HAVING count(*) > 1)
-        ) n
-        WHERE ft_stage.rowid = n.rid AND n.rn > 1
-        """
-    )
+def _number_derived_ids(con: duckdb.DuckDBPyConnection, batch_id: int, labels: bool) -> None:
+    """Identical rows without txn_id are distinct transfers: suffix the 2nd, 3rd ... occurrence
+    (in file order, which is rowid order within the batch)."""
+    tables = ["transactions"] + (["labels"] if labels else [])
+    for table in tables:
+        con.execute(
+            f"""
+            UPDATE {table} SET txn_id = {table}.txn_id || '-' || n.rn
+            FROM (
+                SELECT rowid AS rid, row_number() OVER (PARTITION BY txn_id ORDER BY rowid) AS rn
+                FROM {table}
+                WHERE batch_id = $b AND txn_id IN (
+                    SELECT txn_id FROM {table} WHERE batch_id = $b AND txn_id LIKE '{DERIVED_PREFIX}%'
+                    GROUP BY txn_id HAVING count(*) > 1)
+            ) n
+            WHERE {table}.rowid = n.rid AND n.rn > 1
+            """,
+            {"b": batch_id},
+        ).fetchall()
 
 
 def _key_match(kind: Kind, left: str, right: str) -> str:
     return " AND ".join(f"{left}.{ident(k)} IS NOT DISTINCT FROM {right}.{ident(k)}" for k in kind.key)
 
 
-def _mark_batch_duplicates(con: duckdb.DuckDBPyConnection, kind: Kind) -> None:
+def _create_key_rejects(con: duckdb.DuckDBPyConnection, kind: Kind) -> None:
+    """ft_key_rejects: keys whose kept row was removed again, and which occurrence(s) in the file
+    that concerns: 'first' (the row that was kept) or 'after_first' (in-batch duplicates)."""
+    keys = ", ".join(f"{ident(k)}" for k in kind.key)
+    con.execute(
+        f"CREATE TEMP TABLE ft_key_rejects AS SELECT {keys}, '' AS reason, '' AS detail, '' AS occurrence "
+        f"FROM {ident(kind.table)} WHERE false"
+    )
+
+
+def _reject_batch_duplicates(con: duckdb.DuckDBPyConnection, kind: Kind, batch_id: int) -> None:
     """The second and later rows with one key in one batch are rejected; the first is kept."""
     keys = ", ".join(ident(k) for k in kind.key)
+    table = ident(kind.table)
+    # Group 64-bit hashes first (cheap and small even at 10 M rows); only rows whose hash repeats
+    # are compared by their real key.
+    hashed = f"hash({', '.join(ident(k) for k in kind.key)})"
     dup = con.execute(
-        f"SELECT count(*) FROM (SELECT 1 FROM ft_stage WHERE problem IS NULL GROUP BY {keys} HAVING count(*) > 1)"
+        f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE batch_id = $b GROUP BY {hashed} HAVING count(*) > 1)",
+        {"b": batch_id},
     ).fetchall()[0][0]
     if not dup:
         return
-    shown = " || ', ' || ".join(f"'{k}=' || coalesce(CAST({ident(k)} AS VARCHAR), '')" for k in kind.key)
+    shown = _shown_key(kind, "")
     con.execute(
-        f"""
-        UPDATE ft_stage SET problem = 'duplicate_in_batch' || {SEP} || d.shown
-        FROM (
-            SELECT rowid AS rid, {shown} AS shown,
-                   row_number() OVER (PARTITION BY {keys} ORDER BY rowid) AS rn
-            FROM ft_stage WHERE problem IS NULL
-        ) d
-        WHERE ft_stage.rowid = d.rid AND d.rn > 1
-        """
-    )
+        f"INSERT INTO ft_key_rejects SELECT {keys}, 'duplicate_in_batch', {shown} || ' appears earlier in the file', "
+        f"'after_first' FROM {table} WHERE batch_id = $b GROUP BY {keys} HAVING count(*) > 1",
+        {"b": batch_id},
+    ).fetchall()
+    con.execute(
+        f"DELETE FROM {table} WHERE batch_id = $b AND rowid IN (SELECT rid FROM (SELECT rowid AS rid, "
+        f"row_number() OVER (PARTITION BY {keys} ORDER BY rowid) AS rn FROM {table} WHERE batch_id = $b) WHERE rn > 1)",
+        {"b": batch_id},
+    ).fetchall()
 
 
-def _mark_existing(con: duckdb.DuckDBPyConnection, kind: Kind) -> tuple[int, int]:
-    """Rows whose key is already in the workspace: same content is skipped, other content is a
-    conflict (rejected) or, for the account registry, an update. Returns (skipped, updated)."""
-    same = " AND ".join(f"s.{ident(c)} IS NOT DISTINCT FROM t.{ident(c)}" for c in kind.names)
+def _shown_key(kind: Kind, alias: str) -> str:
+    prefix = f"{alias}." if alias else ""
+    return " || ', ' || ".join(f"'{k}=' || coalesce(CAST({prefix}{ident(k)} AS VARCHAR), '')" for k in kind.key)
+
+
+def _resolve_existing(con: duckdb.DuckDBPyConnection, kind: Kind, batch_id: int) -> tuple[int, int]:
+    """Keys already in the workspace: same content is skipped (the new row removed), other content
+    is a conflict (rejected) or, for the account registry, an update (the old row removed).
+    Returns (skipped, updated)."""
+    table = ident(kind.table)
+    same = " AND ".join(f"n.{ident(c)} IS NOT DISTINCT FROM o.{ident(c)}" for c in kind.names)
     con.execute(
         f"""
-        UPDATE ft_stage SET existing = m.state
-        FROM (
-            SELECT s.rowid AS rid, CASE WHEN {same} THEN 'same' ELSE 'different' END AS state
-            FROM ft_stage s JOIN {ident(kind.table)} t ON {_key_match(kind, "s", "t")}
-            WHERE s.problem IS NULL
-        ) m
-        WHERE ft_stage.rowid = m.rid
-        """
-    )
-    if kind.on_existing == "reject":
-        shown = " || ', ' || ".join(f"'{k}=' || coalesce(CAST({ident(k)} AS VARCHAR), '')" for k in kind.key)
-        con.execute(
-            f"UPDATE ft_stage SET problem = 'conflict' || {SEP} || {shown} || "
-            "' is already in the workspace with other values' WHERE existing = 'different'"
-        )
-    counts = con.execute(
-        "SELECT count(*) FILTER (existing = 'same'), count(*) FILTER (existing = 'different' AND problem IS NULL) "
-        "FROM ft_stage"
-    ).fetchall()[0]
-    return counts[0], counts[1]
+        CREATE OR REPLACE TEMP TABLE ft_existing AS
+        SELECT n.rowid AS new_rid, o.rowid AS old_rid, {same} AS same, {_shown_key(kind, "n")} AS shown,
+               {", ".join(f"n.{ident(k)}" for k in kind.key)}
+        FROM {table} n JOIN {table} o ON {_key_match(kind, "n", "o")}
+        WHERE n.batch_id = $b AND o.batch_id <> $b
+        """,
+        {"b": batch_id},
+    ).fetchall()
+    counts = con.execute("SELECT count(*) FILTER (same), count(*) FILTER (NOT same) FROM ft_existing").fetchall()[0]
+    if not counts[0] and not counts[1]:
+        return 0, 0
+    keys = ", ".join(ident(k) for k in kind.key)
+    if kind.on_existing == "update":
+        con.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT old_rid FROM ft_existing WHERE NOT same)").fetchall()
+        con.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT new_rid FROM ft_existing WHERE same)").fetchall()
+        return counts[0], counts[1]
+    con.execute(
+        f"INSERT INTO ft_key_rejects SELECT {keys}, 'conflict', shown || ' is already in the workspace with other "
+        "values', 'first' FROM ft_existing WHERE NOT same"
+    ).fetchall()
+    con.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT new_rid FROM ft_existing)").fetchall()
+    return counts[0], 0
 
 
 def _known_account(column_bank: str, column_account: str) -> str:
@@ -426,102 +493,87 @@ def _known_account(column_bank: str, column_account: str) -> str:
     )
 
 
-def _mark_unknown_references(con: duckdb.DuckDBPyConnection, kind: Kind) -> None:
+def _reject_unknown_references(con: duckdb.DuckDBPyConnection, kind: Kind, batch_id: int) -> None:
     """Links must name an account the workspace knows; reports a known payment or account."""
+    conditions = []
     if kind.name == "links":
-        con.execute(
-            f"UPDATE ft_stage SET problem = 'unknown_account' || {SEP} || bank || ':' || account "
-            f"WHERE problem IS NULL AND NOT {_known_account('bank', 'account')}"
-        )
+        conditions.append(("unknown_account", "bank || ':' || account", f"NOT {_known_account('bank', 'account')}"))
     elif kind.name == "reports":
+        conditions.append(
+            ("unknown_txn", "'txn_id=' || txn_id",
+             "txn_id IS NOT NULL AND txn_id NOT IN (SELECT txn_id FROM transactions)")
+        )  # fmt: skip
+        conditions.append(
+            ("unknown_account", "first_bank || ':' || first_account",
+             f"txn_id IS NULL AND NOT {_known_account('first_bank', 'first_account')}")
+        )  # fmt: skip
+    keys = ", ".join(ident(k) for k in kind.key)
+    table = ident(kind.table)
+    for reason, detail, condition in conditions:
+        where = f"batch_id = $b AND {condition}"
         con.execute(
-            f"UPDATE ft_stage SET problem = 'unknown_txn' || {SEP} || 'txn_id=' || txn_id "
-            "WHERE problem IS NULL AND txn_id IS NOT NULL "
-            "AND txn_id NOT IN (SELECT txn_id FROM transactions)"
-        )
-        con.execute(
-            f"UPDATE ft_stage SET problem = 'unknown_account' || {SEP} || first_bank || ':' || first_account "
-            "WHERE problem IS NULL AND txn_id IS NULL AND first_account IS NOT NULL "
-            f"AND NOT {_known_account('first_bank', 'first_account')}"
-        )
+            f"INSERT INTO ft_key_rejects SELECT {keys}, '{reason}', {detail}, 'first' FROM {table} WHERE {where}",
+            {"b": batch_id},
+        ).fetchall()
+        con.execute(f"DELETE FROM {table} WHERE {where}", {"b": batch_id}).fetchall()
 
 
-def _semantic_rejects(con: duckdb.DuckDBPyConnection, f: InputFile, structural: list[dict]) -> list[dict]:
-    """Rows that parsed but failed a check, with their line in the file."""
+def _locate_rejects(
+    con: duckdb.DuckDBPyConnection, plan: _Plan, settings: LoadSettings, structural: list[dict]
+) -> list[dict]:
+    """Find the file lines of rows that failed a per-row check or were removed by a batch check.
+
+    Reads the file once more with each row's position (``row_number() OVER ()`` follows file
+    order), keeping only rows with a problem or a rejected key; runs only when something failed."""
+    kind = plan.kind
+    keys = [ident(k) for k in kind.key]
+    match = " AND ".join(f"k.{k} IS NOT DISTINCT FROM s.{k}" for k in keys)
     rows = con.execute(
-        "SELECT rowid, ord, problem, raw_row FROM ft_stage WHERE problem IS NOT NULL ORDER BY rowid"
+        f"""
+        SELECT s.ft__pos, s.ord, s.problem, s.raw_row, k.reason, k.detail, k.occurrence,
+               row_number() OVER (PARTITION BY {", ".join(f"s.{k}" for k in keys)}, k.reason
+                                  ORDER BY s.ft__pos) AS occurrence_no
+        FROM (SELECT row_number() OVER () - 1 AS ft__pos, * FROM ({_select_sql(plan, settings, raw_for_all=True)})) s
+        LEFT JOIN ft_key_rejects k ON s.problem IS NULL AND {match}
+        WHERE s.problem IS NOT NULL OR k.reason IS NOT NULL
+        ORDER BY s.ft__pos
+        """,
+        plan.params,
     ).fetchall()
     skipped_lines = [r["line"] for r in structural]
     out = []
-    for rowid, ord_, problem, raw in rows:
-        reason, _, detail = problem.partition("\x1f")
-        line = int(ord_) + 1 if ord_ is not None else _csv_line(int(rowid), skipped_lines)
-        out.append({"file": str(f.path), "line": line, "reason": reason, "detail": detail, "raw": raw})
+    for pos, ord_, problem, raw, key_reason, key_detail, occurrence, occurrence_no in rows:
+        if problem is not None:
+            reason, _, detail = problem.partition("\x1f")
+        elif (occurrence == "first") == (occurrence_no == 1):
+            reason, detail = key_reason, key_detail
+        else:
+            continue
+        line = int(ord_) + 1 if ord_ is not None else _csv_line(int(pos), skipped_lines)
+        out.append({"file": str(plan.file.path), "line": line, "reason": reason, "detail": detail, "raw": raw})
     return out
 
 
 def _csv_line(ordinal: int, rejected_lines: list[int]) -> int:
-    """Record number (header = 1) of the ``ordinal``-th row DuckDB parsed, given the records it
-    rejected: the staging table keeps file order, rejected records leave gaps in it."""
+    """Record number (header = 1) of the ``ordinal``-th row DuckDB parsed (from 0), given the
+    records it rejected, which leave gaps in the sequence of parsed rows."""
     line = ordinal + 2
-    for r in rejected_lines[: bisect.bisect_right(rejected_lines, line + len(rejected_lines))]:
-        if r <= line:
-            line += 1
+    for r in rejected_lines:
+        if r > line:
+            break
+        line += 1
     return line
 
 
-def _write(
-    con: duckdb.DuckDBPyConnection,
-    kind: Kind,
-    batch_id: int,
-    profile: str,
-    mapping: Mapping,
-    result: BatchResult,
-    rejects: list[dict],
-    f: InputFile,
-) -> None:
-    keep = "problem IS NULL AND existing IS DISTINCT FROM 'same'"
-    cols = [ident(c) for c in kind.names]
-    if kind.on_existing == "update":
-        con.execute(
-            f"DELETE FROM {ident(kind.table)} t WHERE EXISTS (SELECT 1 FROM ft_stage s "
-            f"WHERE s.existing = 'different' AND s.problem IS NULL AND {_key_match(kind, 's', 't')})"
-        )
-    if kind.name == "transactions":
-        con.execute(
-            f"INSERT INTO transactions (txn_id, ts, src_bank, src_account, dst_bank, dst_account, src_id, dst_id, "
-            "amount, currency, channel, batch_id) "
-            "SELECT txn_id, ts, src_bank, src_account, dst_bank, dst_account, account_key(src_bank, src_account), "
-            f"account_key(dst_bank, dst_account), amount, currency, channel, ? FROM ft_stage WHERE {keep}",
-            [batch_id],
-        )
-    elif kind.name in ("accounts", "links"):
-        con.execute(
-            f"INSERT INTO {kind.table} ({', '.join(cols)}, account_id, batch_id) "
-            f"SELECT {', '.join(cols)}, account_key(bank, account), ? FROM ft_stage WHERE {keep}",
-            [batch_id],
-        )
-    else:
-        con.execute(
-            f"INSERT INTO {kind.table} ({', '.join(cols)}, batch_id) "
-            f"SELECT {', '.join(cols)}, ? FROM ft_stage WHERE {keep}",
-            [batch_id],
-        )
-    if mapping.labels and kind.name == "transactions":
-        alert = "CAST(label_alert_id AS VARCHAR)" if "alert_id" in mapping.labels else "NULL"
-        con.execute(
-            f"INSERT INTO labels (source, entity, txn_id, bank, account, is_fraud, alert_id, typology, batch_id) "
-            f"SELECT ?, 'transaction', txn_id, NULL, NULL, coalesce(label_is_fraud, false), {alert}, NULL, ? "
-            f"FROM ft_stage WHERE {keep}",
-            [profile, batch_id],
-        )
+def _record_batch(con: duckdb.DuckDBPyConnection, plan: _Plan, batch_id: int, result: BatchResult, rejects) -> None:
     con.execute(
         "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            batch_id, kind.name, profile, str(f.path), f.sha256, datetime.now(UTC).replace(tzinfo=None),
-            result.rows_in, result.rows_kept, result.rows_rejected, result.rows_duplicate, result.rows_updated,
+            batch_id, plan.kind.name, plan.profile, str(plan.file.path), plan.file.sha256,
+            datetime.now(UTC).replace(tzinfo=None), result.rows_in, result.rows_kept, result.rows_rejected,
+            result.rows_duplicate, result.rows_updated,
         ],
-    )  # fmt: skip
+    ).fetchall()  # fmt: skip
     if rejects:
         con.executemany(
             "INSERT INTO rejects VALUES (?, ?, ?, ?, ?, ?)",

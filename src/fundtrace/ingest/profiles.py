@@ -72,6 +72,7 @@ PROFILES: dict[str, dict[str, Mapping]] = {
                 "dst_bank": literal(AMLSIM_BANK),
                 "dst_account": ident("bene_acct"),
                 "amount": ident("base_amt"),
+                "currency": literal("USD"),  # AMLSim's acct_rptng_crncy
                 "channel": _case(
                     f"upper(CAST({ident('tx_type')} AS VARCHAR))",
                     {

@@ -56,8 +56,7 @@ CREATE TABLE accounts (
     kind        VARCHAR,                  -- personal | business | merchant | ...
     balance     DECIMAL(18, 4),
     balance_at  TIMESTAMP,
-    batch_id    INTEGER NOT NULL,
-    PRIMARY KEY (bank, account)
+    batch_id    INTEGER NOT NULL          -- one row per (bank, account): the loader keeps the latest
 );
 
 CREATE TABLE links (
@@ -67,8 +66,7 @@ CREATE TABLE links (
     kind       VARCHAR NOT NULL,          -- phone_card | bank_card | device | id_card | ip
     value      VARCHAR NOT NULL,
     first_seen TIMESTAMP,
-    batch_id   INTEGER NOT NULL,
-    PRIMARY KEY (bank, account, kind, value)
+    batch_id   INTEGER NOT NULL           -- one row per (bank, account, kind, value): the loader checks
 );
 
 CREATE TABLE reports (
