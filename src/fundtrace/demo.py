@@ -54,7 +54,7 @@ class DemoSize:
 
 SIZES: dict[str, DemoSize] = {
     "small": DemoSize(accounts=2_000, days=30, note="about a minute or less end to end"),
-    "medium": DemoSize(accounts=20_000, days=30, note="about 1 M transactions"),
+    "medium": DemoSize(accounts=43_000, days=30, note="about 1 M transactions"),
 }
 
 Progress = Callable[[str], None]

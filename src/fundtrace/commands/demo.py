@@ -128,7 +128,9 @@ def _detail(stage: dict) -> str:
     d = stage["detail"]
     if "error" in d:
         return d["error"]
-    return ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in d.items() if k != "seconds")
+    return ", ".join(
+        f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in d.items() if k != "seconds" and v is not None
+    )
 
 
 def _quality(ev: dict) -> list[dict[str, str]]:
