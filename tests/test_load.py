@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import duckdb
 import pytest
+
 from tests.conftest import FIXTURES
 
 BAD = FIXTURES / "bad"

@@ -1,0 +1,99 @@
+"""Benchmark: `fundtrace load` against a plain DuckDB load of the same file, in the same run.
+
+    python bench/ingest.py [--rows 1000000 10000000] [--dir /tmp/fundtrace-bench]
+
+For each size and format (CSV, Parquet) it generates synthetic transactions once, then times in
+fresh child processes (so peak memory is per measurement):
+  plain     CREATE TABLE t AS SELECT * FROM read_csv/read_parquet(file) into a new .duckdb file
+  fundtrace fundtrace load transactions file into a new workspace (validated, atomic, deduplicated)
+and prints seconds, rows/s, the ratio fundtrace/plain and peak RSS. Targets (issue 2): ratio <= 2,
+peak < 1 GiB at 10 M rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+CHILD = r"""
+import json, resource, sys, time
+mode, path, db = sys.argv[1:4]
+t = time.perf_counter()
+if mode == "plain":
+    import duckdb
+    con = duckdb.connect(db)
+    reader = "read_parquet" if path.endswith(".parquet") else "read_csv"
+    con.execute(f"CREATE TABLE t AS SELECT * FROM {reader}(?)", [path]).fetchall()
+    con.close()
+    code = 0
+else:
+    from fundtrace.cli import main
+    code = main(["--db", db, "load", "transactions", path])
+elapsed = time.perf_counter() - t
+print(json.dumps({"seconds": elapsed, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "code": code}))
+"""
+
+
+def generate(rows: int, out: Path) -> tuple[Path, Path]:
+    """Synthetic transfers among rows/10 accounts at 5 banks, heavy-tailed payees."""
+    csv, pq = out / f"tx_{rows}.csv", out / f"tx_{rows}.parquet"
+    if csv.exists() and pq.exists():
+        return csv, pq
+    con = duckdb.connect()
+    n_acc = max(rows // 10, 100)
+    con.execute(
+        f"""CREATE TABLE g AS SELECT 't' || i AS txn_id,
+              TIMESTAMP '2024-01-01' + to_seconds(i * 2) AS ts,
+              'B' || (hash(i) % 5) AS src_bank, '62' || lpad(CAST(hash(i * 7) % {n_acc} AS VARCHAR), 10, '0') AS src_account,
+              'B' || (hash(i + 1) % 5) AS dst_bank,
+              '62' || lpad(CAST(CAST(pow(random(), 3) * {n_acc} AS BIGINT) AS VARCHAR), 10, '0') AS dst_account,
+              round(1 + (hash(i * 3) % 5000000) / 100.0, 2) AS amount, 'CNY' AS currency,
+              CASE WHEN i % 50 = 0 THEN 'atm' WHEN i % 7 = 0 THEN 'pos' ELSE 'transfer' END AS channel
+            FROM range({rows}) r(i)"""
+    )
+    con.execute(f"COPY g TO '{csv}' (HEADER)")
+    con.execute(f"COPY g TO '{pq}' (FORMAT parquet, COMPRESSION zstd)")
+    con.close()
+    return csv, pq
+
+
+def measure(mode: str, path: Path, work: Path) -> dict:
+    db = work / f"{mode}-{path.stem}-{time.time_ns()}.duckdb"
+    out = subprocess.run([sys.executable, "-c", CHILD, mode, str(path), str(db)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{mode} {path} failed:\n{out.stderr}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    for f in work.glob(db.name + "*"):
+        f.unlink()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/fundtrace-bench"))
+    args = parser.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    print(f"{'rows':>11} {'format':8} {'plain s':>8} {'fundtrace s':>12} {'ratio':>6} {'ft rows/s':>11} "
+          f"{'plain MB':>9} {'ft MB':>7}")  # fmt: skip
+    for rows in args.rows:
+        for path in generate(rows, args.dir):
+            plain = measure("plain", path, args.dir)
+            ours = measure("fundtrace", path, args.dir)
+            print(
+                f"{rows:>11,} {path.suffix[1:]:8} {plain['seconds']:>8.2f} {ours['seconds']:>12.2f} "
+                f"{ours['seconds'] / plain['seconds']:>6.2f} {rows / ours['seconds']:>11,.0f} "
+                f"{plain['maxrss_mb']:>9.0f} {ours['maxrss_mb']:>7.0f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
