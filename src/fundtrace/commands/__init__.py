@@ -1,8 +1,11 @@
-"""Command modules; importing one registers its commands on ``fundtrace.cli.app``."""
+"""Command modules; importing one registers its commands on ``fundtrace.cli.app``.
 
-import fundtrace.commands.load  # noqa: F401  (load, status)
-import fundtrace.commands.simulate  # noqa: F401
-import fundtrace.commands.detect  # noqa: F401
-import fundtrace.commands.trace  # noqa: F401
-import fundtrace.commands.evaluate  # noqa: F401
-import fundtrace.commands.demo  # noqa: F401
+Listed in the order `fundtrace --help` shows them: the analyst's path from data to decisions.
+"""
+
+from importlib import import_module
+
+COMMAND_MODULES = ("demo", "load", "simulate", "detect", "trace", "evaluate")
+
+for _name in COMMAND_MODULES:
+    import_module(f"fundtrace.commands.{_name}")
