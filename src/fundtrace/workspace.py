@@ -22,7 +22,7 @@ DEFAULT_PATH = "fundtrace.duckdb"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # DuckDB's hash() is not promised stable across releases; account_key() depends on it, so the
 # workspace remembers what it gave for a probe string and refuses to mix two hash functions.
-_HASH_PROBE = "fundtrace\x1fprobe"
+_HASH_PROBE = "fundtrace-probe"
 
 
 def resolve_path(path: str | os.PathLike | None) -> Path:
@@ -134,11 +134,14 @@ class Workspace:
                     [version, name, datetime.now(UTC).replace(tzinfo=None)],
                 )
                 if version == 1:
-                    con.execute("INSERT INTO meta VALUES ('hash_probe', CAST(hash(?) AS VARCHAR))", [_HASH_PROBE])
+                    con.execute(
+                        "INSERT INTO meta VALUES ('hash_probe', CAST(account_key(?, ?) AS VARCHAR))",
+                        [_HASH_PROBE, _HASH_PROBE],
+                    )
 
     def _check_hash(self) -> None:
         rows = self.con.execute("SELECT value FROM meta WHERE key = 'hash_probe'").fetchall()
-        now = self.con.execute("SELECT CAST(hash(?) AS VARCHAR)", [_HASH_PROBE]).fetchall()[0][0]
+        now = self.con.execute("SELECT CAST(hash(?, ?) AS VARCHAR)", [_HASH_PROBE, _HASH_PROBE]).fetchall()[0][0]
         if rows and rows[0][0] != now:
             raise SchemaError(
                 f"workspace {self.path} was built by a DuckDB whose hash() differs from this one's",

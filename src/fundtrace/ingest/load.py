@@ -104,6 +104,7 @@ class _Plan:
     params: dict
     source_columns: list[str]
     mapping: Mapping
+    source_types: dict[str, str]
 
 
 def _prepare(ws: Workspace, kind: Kind, f: InputFile, profile: str, delimiter: str | None) -> _Plan:
@@ -116,7 +117,8 @@ def _prepare(ws: Workspace, kind: Kind, f: InputFile, profile: str, delimiter: s
     source_columns = [row[0] for row in described if row[0] != "file_row_number"]
     mapping = mapping_for(profile, kind.name, source_columns, kind.names)
     _check_columns(f, kind, mapping, source_columns)
-    return _Plan(kind, f, profile, delimiter, source, params, source_columns, mapping)
+    types = {row[0]: str(row[1]).upper() for row in described}
+    return _Plan(kind, f, profile, delimiter, source, params, source_columns, mapping, types)
 
 
 def _load_file(ws: Workspace, plan: _Plan, settings: LoadSettings, progress: Progress | None) -> BatchResult:
@@ -218,23 +220,36 @@ def _check_columns(f: InputFile, kind: Kind, mapping: Mapping, source_columns: l
         )
 
 
-def _text(expr: str) -> str:
-    return f"NULLIF(trim(CAST({expr} AS VARCHAR)), '')"
+def _text(expr: str, col: Column) -> str:
+    """The column's value as text. Identifiers and codes are trimmed (only when they have outer
+    blanks: trim on every row is the costliest step of a load); numbers and times are not, since
+    their casts ignore outer blanks."""
+    text = f"CAST({expr} AS VARCHAR)"
+    if col.type in ("timestamp", "money", "integer"):
+        return text
+    return (
+        f"CASE WHEN {text} LIKE ' %' OR {text} LIKE '% ' OR {text} = '' THEN NULLIF(trim({text}), '') ELSE {text} END"
+    )
 
 
 # An ISO 8601 offset or Z at the end: only such strings need the slower time-zone-aware parse
 # (a plain TIMESTAMP cast would silently drop the offset).
-_HAS_OFFSET = "regexp_matches({t}, '(Z|[+-][0-9][0-9](:?[0-9][0-9])?)$')"
+# Checked only past 19 characters ('2024-03-01 09:05:00'), so plain timestamps skip the regex.
+_HAS_OFFSET = "(length({t}) > 19 AND regexp_matches({t}, '(Z|[+-][0-9][0-9](:?[0-9][0-9])?)$'))"
 
 
-def _value_and_problem(col: Column, settings: LoadSettings, kind: Kind) -> tuple[str, str]:
-    """SQL for the typed value of ``col`` over its text ``{t}``, and for its problem
-    (``code<US>detail``, NULL if fine) over ``{t}`` and the value ``{v}``."""
-    shown = f"'{col.name}=' || coalesce({{t}}, '')"
+def _value_and_problem(col: Column, settings: LoadSettings, kind: Kind, native: str | None) -> tuple[str, str]:
+    """SQL for the typed value of ``col`` over its input ``{t}``, and for its problem
+    (``code<US>detail``, NULL if fine) over ``{t}`` and the value ``{v}``. ``{t}`` is text, or the
+    source's own value when ``native`` names a Parquet type that needs no parsing."""
+    shown = f"'{col.name}=' || coalesce(CAST({{t}} AS VARCHAR), '')"
     missing = f"WHEN {{t}} IS NULL THEN 'missing_field' || {SEP} || '{col.name}'" if col.required else ""
     bad_if_unparsed = f"CASE {missing} WHEN {{t}} IS NOT NULL AND {{v}} IS NULL THEN '{{code}}' || {SEP} || {shown} END"
 
-    if col.type == "timestamp":
+    if col.type == "timestamp" and native:  # TIMESTAMP, TIMESTAMP WITH TIME ZONE (to UTC), DATE
+        value = "CAST({t} AS TIMESTAMP)"
+        problem = bad_if_unparsed.replace("{code}", "bad_timestamp")
+    elif col.type == "timestamp":
         value = (
             f"CASE WHEN {_HAS_OFFSET} THEN CAST(TRY_CAST({{t}} AS TIMESTAMPTZ) AS TIMESTAMP) "
             "ELSE TRY_CAST({t} AS TIMESTAMP) END"
@@ -242,7 +257,7 @@ def _value_and_problem(col: Column, settings: LoadSettings, kind: Kind) -> tuple
         problem = bad_if_unparsed.replace("{code}", "bad_timestamp")
     elif col.type == "money":
         value = "TRY_CAST({t} AS DECIMAL(18, 4))"
-        as_double = "TRY_CAST({t} AS DOUBLE)"
+        as_double = "{d}"  # TRY_CAST({t} AS DOUBLE), computed once in the value layer
         sign = f"WHEN {{v}} <= 0 THEN 'non_positive_amount' || {SEP} || {shown}" if col.positive else ""
         problem = (
             f"CASE {missing} WHEN {{t}} IS NULL THEN NULL "
@@ -262,7 +277,8 @@ def _value_and_problem(col: Column, settings: LoadSettings, kind: Kind) -> tuple
             allowed, value, code = list(CHANNELS), f"coalesce({normal}, 'transfer')", "unknown_channel"
         else:  # a link kind
             allowed, value, code = list(LINK_KINDS), normal, "unknown_kind"
-        inlist = ", ".join(literal(a) for a in allowed)
+        # A subquery makes DuckDB build a hash set once; a long literal IN list is compared item by item.
+        inlist = "SELECT unnest([" + ", ".join(literal(a) for a in allowed) + "])"
         problem = f"CASE {missing} WHEN {{v}} NOT IN ({inlist}) THEN '{code}' || {SEP} || {shown} END"
     else:
         value = "{t}"
@@ -271,6 +287,21 @@ def _value_and_problem(col: Column, settings: LoadSettings, kind: Kind) -> tuple
             value = f"coalesce({{t}}, {literal(settings.default_bank)})"
         problem = f"CASE {missing} END" if missing else "NULL"
     return value, problem
+
+
+_NATIVE_TYPES = {
+    "timestamp": ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "TIMESTAMP WITH TIME ZONE", "DATE"),
+    "money": ("DOUBLE", "FLOAT", "BIGINT", "INTEGER", "HUGEINT", "SMALLINT", "DECIMAL"),
+}
+
+
+def _native_type(col: Column, expr: str | None, types: dict[str, str]) -> str | None:
+    """The source type of a column read as-is from Parquet when its values need no parsing."""
+    if not expr or col.type not in _NATIVE_TYPES:
+        return None
+    source = next((name for name in types if ident(name) == expr), None)
+    kind = types.get(source, "") if source else ""
+    return kind if kind.split("(")[0] in _NATIVE_TYPES[col.type] else None
 
 
 def _select_sql(plan: _Plan, settings: LoadSettings, *, raw_for_all: bool = False) -> str:
@@ -285,9 +316,15 @@ def _select_sql(plan: _Plan, settings: LoadSettings, *, raw_for_all: bool = Fals
     for col in kind.columns:
         t, v = ident(f"ft__t_{col.name}"), ident(f"ft__v_{col.name}")
         expr = mapping.columns.get(col.name)
-        texts.append(f"{_text(expr) if expr else 'CAST(NULL AS VARCHAR)'} AS {t}")
-        value, problem = _value_and_problem(col, settings, kind)
+        native = _native_type(col, expr, plan.source_types)
+        text = expr if native else _text(expr, col) if expr else "CAST(NULL AS VARCHAR)"
+        texts.append(f"{text} AS {t}")
+        value, problem = _value_and_problem(col, settings, kind, native)
         values.append(f"{value.replace('{t}', t)} AS {v}")
+        if col.type == "money":
+            d = ident(f"ft__d_{col.name}")
+            values.append(f"TRY_CAST({t} AS DOUBLE) AS {d}")
+            problem = problem.replace("{d}", d)
         problems.append(problem.replace("{t}", t).replace("{v}", v))
         out.append(f"{v} AS {ident(col.name)}")
     if kind.name == "reports":
