@@ -3,10 +3,10 @@
 -- description: Temporal cycles (as in 2SCENT): payments a->b->...->a with strictly increasing times, all within the cycle window of the first payment, at most max_len payments, no account visited twice; hubs left out. A bounded recursive walk over candidate payments.
 -- inputs: dt_tx (detect_prep)
 -- outputs: cy_found(start_txn, start_acct, start_t, end_t, accts, txns, amts): one row per cycle, keyed by its first payment and path.
--- param: cycle_window_hours DOUBLE = 480  All payments of a cycle happen within this time after its first payment.
+-- param: cycle_window_hours DOUBLE = 72  All payments of a cycle happen within this time after its first payment.
 -- param: cycle_max_len INTEGER = 6  Longest cycle, in payments.
--- param: cycle_tolerance DOUBLE = -1  Largest relative change of amount from one hop to the next; negative means amounts are not compared.
--- param: cycle_max_degree DOUBLE = 40  Accounts with more payments than this in a cycle bucket are hubs and are left out.
+-- param: cycle_tolerance DOUBLE = 0.2  Largest relative change of amount from one hop to the next; negative means amounts are not compared.
+-- param: cycle_max_degree DOUBLE = 60  Accounts with more payments than this in a cycle bucket are hubs and are left out.
 -- step: cy_deg
 SELECT acct, b, sum(n) AS n FROM (
   SELECT src_id AS acct, t // CAST($cycle_window_hours * 3600e6 AS BIGINT) AS b, count(*) AS n FROM dt_tx GROUP BY 1, 2
@@ -14,14 +14,12 @@ SELECT acct, b, sum(n) AS n FROM (
   SELECT dst_id, t // CAST($cycle_window_hours * 3600e6 AS BIGINT), count(*) FROM dt_tx GROUP BY 1, 2
 ) GROUP BY acct, b
 -- step: cy_tx
--- Candidate payments: neither end is a hub in that bucket, the payer was paid and the payee pays in the same
--- or a neighbouring bucket (otherwise no cycle can pass through the payment).
+-- Candidate payments: neither end is a hub in that bucket.
 SELECT x.txn_id, x.t, x.src_id, x.dst_id, x.amt, x.t // CAST($cycle_window_hours * 3600e6 AS BIGINT) AS b
 FROM dt_tx x
 JOIN cy_deg s ON s.acct = x.src_id AND s.b = x.t // CAST($cycle_window_hours * 3600e6 AS BIGINT)
 JOIN cy_deg d ON d.acct = x.dst_id AND d.b = x.t // CAST($cycle_window_hours * 3600e6 AS BIGINT)
 WHERE s.n <= $cycle_max_degree AND d.n <= $cycle_max_degree
-  AND x.src_id IN (SELECT dst_id FROM dt_tx) AND x.dst_id IN (SELECT src_id FROM dt_tx)
 -- step: cy_next
 -- Each payment also serves walks that started in the bucket before.
 SELECT txn_id, t, src_id, dst_id, amt, b - k AS sb FROM cy_tx CROSS JOIN (VALUES (0), (1)) AS ks(k)

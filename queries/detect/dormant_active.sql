@@ -7,6 +7,7 @@
 -- param: active_hours DOUBLE = 72  The window after waking up in which activity is counted.
 -- param: active_min_txns DOUBLE = 5  Fewest payments in the window that make the wake-up suspicious.
 -- param: active_min_amount DOUBLE = 50000  ... or the least money in plus out in the window.
+-- param: ctx_from TIMESTAMP = 1970-01-01  The earliest time dt_tx holds (set by the runner); history before it is read from transactions.
 -- step: da_days
 SELECT acct, t // 86400000000 AS d, min(t) AS first_t, max(t) AS last_t FROM (
   SELECT src_id AS acct, t FROM dt_tx UNION ALL SELECT dst_id, t FROM dt_tx
@@ -15,10 +16,10 @@ SELECT acct, t // 86400000000 AS d, min(t) AS first_t, max(t) AS last_t FROM (
 -- The last payment before the window read, for accounts active in it (an incremental run reads a recent window only).
 SELECT acct, max(t) AS last_t FROM (
   SELECT src_id AS acct, epoch_us(max(ts)) AS t FROM transactions
-  WHERE ts < (SELECT min(ts) FROM dt_tx) AND src_id IN (SELECT acct FROM da_days) GROUP BY 1
+  WHERE ts < $ctx_from AND src_id IN (SELECT acct FROM da_days) GROUP BY 1
   UNION ALL
   SELECT dst_id, epoch_us(max(ts)) FROM transactions
-  WHERE ts < (SELECT min(ts) FROM dt_tx) AND dst_id IN (SELECT acct FROM da_days) GROUP BY 1
+  WHERE ts < $ctx_from AND dst_id IN (SELECT acct FROM da_days) GROUP BY 1
 ) GROUP BY acct
 -- step: da_wake
 SELECT w.acct, w.first_t AS wake_t, coalesce(w.prev_t, b.last_t, epoch_us(ac.opened_at)) AS prev_t

@@ -17,11 +17,21 @@ UNION ALL
 SELECT src_id, dst_id, 'out', t // CAST($fan_window_hours * 3600e6 AS BIGINT),
        count(*), sum(amt), sum(amt * amt), min(t), max(t)
 FROM dt_tx GROUP BY 1, 2, 4
+-- step: fan_cand
+-- Windows (a bucket and the next) with enough counterparties in total to possibly be a fan, and not a hub:
+-- only these are regrouped per counterparty.
+SELECT acct, dir, b AS wb FROM (
+  SELECT acct, dir, b, count(*) AS ncp,
+         lead(count(*)) OVER (PARTITION BY acct, dir ORDER BY b) AS next_ncp,
+         lead(b) OVER (PARTITION BY acct, dir ORDER BY b) AS next_b
+  FROM fan_pairs GROUP BY acct, dir, b
+) WHERE ncp + CASE WHEN next_b = b + 1 THEN next_ncp ELSE 0 END >= $fan_min
 -- step: fan_win
--- Each bucket's rows also serve the window anchored at the bucket before.
-SELECT acct, dir, b - k AS wb, cp, sum(n) AS n, sum(s) AS s, sum(s2) AS s2, min(first_t) AS first_t, max(last_t) AS last_t
-FROM fan_pairs CROSS JOIN (VALUES (0), (1)) AS ks(k)
-GROUP BY acct, dir, b - k, cp
+SELECT p.acct, p.dir, c.wb, p.cp, sum(p.n) AS n, sum(p.s) AS s, sum(p.s2) AS s2, min(p.first_t) AS first_t,
+       max(p.last_t) AS last_t
+FROM (SELECT acct, dir, wb, wb + k AS b FROM fan_cand CROSS JOIN (VALUES (0), (1)) AS ks(k)) c
+JOIN fan_pairs p ON p.acct = c.acct AND p.dir = c.dir AND p.b = c.b
+GROUP BY p.acct, p.dir, c.wb, p.cp
 -- step: fan_hits
 SELECT acct, dir, wb AS b, count(*) AS n_cp, sum(n) AS n_txn, sum(s) AS amt,
        sqrt(greatest(sum(s2) / sum(n) - (sum(s) / sum(n)) ^ 2, 0)) / (sum(s) / sum(n)) AS cv,

@@ -39,13 +39,14 @@ GROUP BY src, sink, wb
 HAVING count(DISTINCT mid) >= $layer_min
    AND min(t1) // CAST($layer_window_hours * 3600e6 AS BIGINT) = wb
 -- step: gs_cand
--- Hubs with enough payments in and out over some bucket pair: the only ones worth a distinct count.
-SELECT DISTINCT acct FROM (
-  SELECT acct, sum(n_in) OVER w AS n_in2, sum(n_out) OVER w AS n_out2
-  FROM ly_deg WINDOW w AS (PARTITION BY acct ORDER BY b RANGE BETWEEN CURRENT ROW AND 1 FOLLOWING)
-) WHERE n_in2 >= $layer_min AND n_out2 >= $layer_min
+-- Hub windows (a bucket and the next) with enough payments in and out: the only ones worth a distinct count.
+SELECT acct, b AS wb FROM (
+  SELECT acct, b, n_in, n_out, lead(n_in) OVER w AS next_in, lead(n_out) OVER w AS next_out, lead(b) OVER w AS next_b
+  FROM ly_deg WINDOW w AS (PARTITION BY acct ORDER BY b)
+) WHERE n_in + CASE WHEN next_b = b + 1 THEN next_in ELSE 0 END >= $layer_min
+    AND n_out + CASE WHEN next_b = b + 1 THEN next_out ELSE 0 END >= $layer_min
 -- step: gs_hits
--- A hub paid by many in a window that then pays many, after the first payment in.
+-- A hub paid by many in a window that then pays many, every payment out after every payment in (gather, then scatter).
 SELECT hub, wb AS b, count(DISTINCT CASE WHEN dir = 'in' THEN cp END) AS n_src,
        count(DISTINCT CASE WHEN dir = 'out' THEN cp END) AS n_dst,
        min(t) AS first_t, max(t) AS last_t,
@@ -55,17 +56,19 @@ SELECT hub, wb AS b, count(DISTINCT CASE WHEN dir = 'in' THEN cp END) AS n_src,
        list(DISTINCT CASE WHEN dir = 'in' THEN cp END) AS srcs,
        list(DISTINCT CASE WHEN dir = 'out' THEN cp END) AS dsts
 FROM (
-  SELECT dst_id AS hub, src_id AS cp, 'in' AS dir, txn_id, t, amt, b - k AS wb
-  FROM ly_tx CROSS JOIN (VALUES (0), (1)) AS ks(k) WHERE dst_id IN (SELECT acct FROM gs_cand)
+  SELECT x.dst_id AS hub, x.src_id AS cp, 'in' AS dir, x.txn_id, x.t, x.amt, c.wb
+  FROM ly_tx x JOIN (SELECT acct, wb, wb + k AS b FROM gs_cand CROSS JOIN (VALUES (0), (1)) AS ks(k)) c
+    ON c.acct = x.dst_id AND c.b = x.b
   UNION ALL
-  SELECT src_id, dst_id, 'out', txn_id, t, amt, b - k
-  FROM ly_tx CROSS JOIN (VALUES (0), (1)) AS ks(k) WHERE src_id IN (SELECT acct FROM gs_cand)
+  SELECT x.src_id, x.dst_id, 'out', x.txn_id, x.t, x.amt, c.wb
+  FROM ly_tx x JOIN (SELECT acct, wb, wb + k AS b FROM gs_cand CROSS JOIN (VALUES (0), (1)) AS ks(k)) c
+    ON c.acct = x.src_id AND c.b = x.b
 )
 GROUP BY hub, wb
 HAVING count(DISTINCT CASE WHEN dir = 'in' THEN cp END) >= $layer_min
    AND count(DISTINCT CASE WHEN dir = 'out' THEN cp END) >= $layer_min
    AND min(t) // CAST($layer_window_hours * 3600e6 AS BIGINT) = wb
-   AND min(CASE WHEN dir = 'in' THEN t END) <= max(CASE WHEN dir = 'out' THEN t END)
+   AND max(CASE WHEN dir = 'in' THEN t END) <= min(CASE WHEN dir = 'out' THEN t END)
 -- step: ly_alerts
 SELECT 'scatter_gather' AS typology, CAST(src AS VARCHAR) || ':' || CAST(sink AS VARCHAR) || ':' || CAST(b AS VARCHAR) AS akey,
        least(1.0, n_mid / ($layer_min * 2.0)) AS score,

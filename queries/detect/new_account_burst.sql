@@ -1,23 +1,18 @@
 -- name: detect_new_account_burst
 -- kind: detect
--- description: New-account burst: an account opened while the workspace was watching (opened_at, else its first payment) that moves many payments or much money within its first burst window.
--- inputs: dt_tx (detect_prep), transactions, accounts
+-- description: New-account burst: an account opened (accounts.opened_at) while the workspace was watching that moves many payments or much money within its first burst window.
+-- inputs: dt_tx (detect_prep), accounts, transactions (earliest time only)
 -- outputs: nb_hits(acct, opened_t, n, amt, first_t, last_t); the last step is alert rows.
 -- param: burst_hours DOUBLE = 72  How long after opening an account counts as new.
 -- param: burst_min_txns DOUBLE = 10  Fewest payments in or out within the window that make a burst.
 -- param: burst_min_amount DOUBLE = 50000  ... or the least money in plus out within the window that makes a burst.
 -- step: nb_open
--- When each account active in the window was opened: accounts.opened_at, else its first payment anywhere.
-SELECT a.acct, coalesce(epoch_us(ac.opened_at), f.first_t) AS opened_t
-FROM (SELECT DISTINCT src_id AS acct FROM dt_tx UNION SELECT DISTINCT dst_id FROM dt_tx) a
-LEFT JOIN accounts ac ON ac.account_id = a.acct
-LEFT JOIN (
-  SELECT acct, min(t) AS first_t FROM (
-    SELECT src_id AS acct, epoch_us(min(ts)) AS t FROM transactions GROUP BY 1
-    UNION ALL SELECT dst_id, epoch_us(min(ts)) FROM transactions GROUP BY 1
-  ) GROUP BY acct
-) f ON f.acct = a.acct
-WHERE coalesce(epoch_us(ac.opened_at), f.first_t) >= (SELECT epoch_us(min(ts)) FROM transactions)
+-- Accounts active in the window whose opening time the registry gives, opened while the workspace was watching
+-- (a first payment alone does not say when an account was opened).
+SELECT ac.account_id AS acct, epoch_us(ac.opened_at) AS opened_t
+FROM accounts ac
+WHERE ac.opened_at IS NOT NULL AND ac.opened_at >= (SELECT min(ts) FROM transactions)
+  AND ac.account_id IN (SELECT src_id FROM dt_tx UNION SELECT dst_id FROM dt_tx)
 -- step: nb_hits
 SELECT o.acct, o.opened_t, count(*) AS n, sum(x.amt) AS amt, min(x.t) AS first_t, max(x.t) AS last_t,
        list(x.txn_id ORDER BY x.txn_id) AS txns, list(DISTINCT x.cp) AS cps

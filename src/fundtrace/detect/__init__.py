@@ -190,6 +190,8 @@ def run(
     step = progress or (lambda s: None)
     engine = DuckDBEngine(ws.con, debug_sql=debug_sql, report=report)
     _drop_scratch(ws.con)
+    old_limit = ws.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    ws.con.execute(f"SET memory_limit = '{settings.memory_limit}'")  # validated: digits and a unit
     recomputed: dict[str, int] = {}
     results: list[tuple[Family, datetime | None, Detection]] = []
     try:
@@ -226,6 +228,7 @@ def run(
             _store(ws, engine, settings, results, wanted)
     finally:
         _drop_scratch(ws.con)
+        ws.con.execute(f"SET memory_limit = '{old_limit}'")
     for fam, _, det in results:
         for t in fam.typologies:
             if t in wanted:

@@ -1,8 +1,8 @@
 """Bipartite layers: several payers each paying the same several payees within a window.
 
-SQL keeps only candidate edges (payers with two or more payees that each have ``layer_min`` or more
-such payers, trimmed twice, hubs left out); NetworkX then takes each window's connected components
-of that small graph and keeps the dense ones (at least 80 % of payer-payee pairs present).
+SQL keeps only candidate edges between pass-through accounts (payers with two or more payees that
+each have ``layer_min`` or more such payers, trimmed twice, hubs left out); NetworkX then takes each
+window's connected components of that small graph and keeps the dense ones (at least 80 % of payer-payee pairs present).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from decimal import Decimal
 import networkx as nx
 import pyarrow as pa
 
-from fundtrace.detect.base import ALERT_SCHEMA, EVIDENCE_SCHEMA, MEMBER_SCHEMA, Detection, alert_id
+from fundtrace import queries
+from fundtrace.detect.base import ALERT_SCHEMA, EVIDENCE_SCHEMA, MEMBER_SCHEMA, Detection, alert_id, params_for
 from fundtrace.detect.settings import DetectSettings
 from fundtrace.detect.sqlfamilies import _ensure, run_query
 
@@ -26,6 +27,11 @@ _EPOCH = datetime(1970, 1, 1)
 def detect_bipartite(engine, settings: DetectSettings) -> Detection:
     """Dense payer x payee blocks (bipartite layering) per window; see the module docstring."""
     _ensure(engine, settings)
+    if not engine.table_exists("pt_hits"):
+        run_query(engine, "detect_pass_through", settings)
+    if not engine.table_exists("ly_deg"):
+        layering = queries.get("detect_layering")
+        engine.run_steps(layering.steps[:1], layering.bind(params_for(layering, settings)))
     run_query(engine, "detect_bipartite_candidates", settings)
     rows = engine.to_arrow("SELECT * FROM bp_edges ORDER BY wb, src, dst").to_pylist()
     by_window: dict[int, list[dict]] = {}

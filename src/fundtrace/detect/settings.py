@@ -7,6 +7,7 @@ within hours) and at AMLSim's daily steps (payments stamped at midnight, pattern
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 class DetectSettings:
     """Windows (hours unless named *_days), thresholds and caps of every detector."""
 
+    memory_limit: str = "1GB"  # DuckDB memory limit while detecting (spills to disk beyond it)
     skip_same_holder: bool = True  # transfers between two accounts of one holder are never evidence
     innocent_kinds: tuple[str, ...] = ("business", "merchant", "utility", "government", "payroll")
     # pass-through (FlowScope flow balance)
@@ -40,10 +42,10 @@ class DetectSettings:
     layer_max: float = 60.0
     layer_tolerance: float = 0.2
     # cycles
-    cycle_window_hours: float = 480.0
+    cycle_window_hours: float = 72.0
     cycle_max_len: int = 6
-    cycle_tolerance: float = -1.0
-    cycle_max_degree: float = 40.0
+    cycle_tolerance: float = 0.2
+    cycle_max_degree: float = 60.0
     # structuring
     threshold: float = 50_000.0
     margin: float = 0.1
@@ -77,6 +79,8 @@ class DetectSettings:
             problems.append(("fan_max", "must be at least fan_min"))
         if self.layer_min < 2:
             problems.append(("layer_min", "must be at least 2"))
+        if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", self.memory_limit):
+            problems.append(("memory_limit", "must be a size such as 1GB or 1536MiB"))
         if self.threshold <= 0:
             problems.append(("threshold", "must be greater than 0"))
         return problems

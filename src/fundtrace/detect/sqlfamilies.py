@@ -32,12 +32,16 @@ EPOCH = datetime(1970, 1, 1)
 def run_query(engine, name: str, settings: DetectSettings, extra: dict | None = None) -> str:
     """Materialise every step of query ``name`` with parameters from ``settings``; return the last step."""
     q = queries.get(name)
-    return engine.run_steps(q.steps, q.bind(params_for(q, settings) | (extra or {})))
+    given = params_for(q, settings)
+    if any(p.name == "ctx_from" for p in q.params):
+        given["ctx_from"] = getattr(engine, "ctx_from", EPOCH)
+    return engine.run_steps(q.steps, q.bind(given | (extra or {})))
 
 
 def prepare(engine, settings: DetectSettings, ctx_from: datetime | None = None) -> None:
     """Build ``dt_tx`` from the transactions at or after ``ctx_from`` (all when None)."""
-    run_query(engine, "detect_prep", settings, {"ctx_from": ctx_from or EPOCH})
+    engine.ctx_from = ctx_from or EPOCH  # later queries read history before it from transactions
+    run_query(engine, "detect_prep", settings)
 
 
 def _ensure(engine, settings: DetectSettings) -> None:
