@@ -1,0 +1,1 @@
+"""Exports for people outside the workspace: the freeze list for banks, reports."""
