@@ -37,7 +37,7 @@ def bipartite_edges(con: duckdb.DuckDBPyConnection, accounts: int) -> None:
     con.execute(
         """
         CREATE OR REPLACE TABLE bench_edges AS
-        SELECT i AS a, $n + (hash(i, k) % $n)::BIGINT AS b
+        SELECT i AS a, $n + (hash(i * 3 + k) % $n)::BIGINT AS b
         FROM range($n) r(i), range(3) s(k)
         WHERE k < 2 OR hash(i) % 2 = 0
         """,
@@ -210,7 +210,7 @@ def phase_networkx(accounts: int) -> dict:
     edges = con.execute("SELECT a, b FROM bench_edges").fetchall()
     g = nx.Graph()
     g.add_edges_from(edges)
-    oracle = {v: min(c) for c in nx.connected_components(g) for v in c}
+    oracle = {v: low for c in nx.connected_components(g) for low in [min(c)] for v in c}
     nx_seconds = time.perf_counter() - started
     same = dict(con.execute("SELECT node, component FROM bench_cc").fetchall()) == oracle
     return {
@@ -241,18 +241,17 @@ def main() -> None:
     if args.phase == "networkx":
         print(json.dumps(phase_networkx(args.nx_accounts)))
         return
-    rows = []
+    print(f"| {'phase':<40} | {'nodes':>10} | {'edges':>10} | rounds | seconds | peak MiB | notes")
+    print(f"|{'-' * 42}|{'-' * 12}|{'-' * 12}|--------|---------|----------|------", flush=True)
     for phase in ("components", "rings", "networkx"):
         cmd = [sys.executable, __file__, "--phase", phase, "--accounts", str(args.accounts), "--farms",
                str(args.farms), "--txns", str(args.txns), "--nx-accounts", str(args.nx_accounts)]  # fmt: skip
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
-    print(f"| {'phase':<40} | {'nodes':>10} | {'edges':>10} | rounds | seconds | peak MiB | notes")
-    print(f"|{'-' * 42}|{'-' * 12}|{'-' * 12}|--------|---------|----------|------")
-    for r in rows:
+        r = json.loads(out.strip().splitlines()[-1])
         print(
             f"| {r['phase']:<40} | {r['nodes']:>10,} | {r['edges']:>10,} | {r['rounds']!s:>6} | "
-            f"{r['seconds']:>7.2f} | {r['peak_mib']:>8,} | {r['note']}"
+            f"{r['seconds']:>7.2f} | {r['peak_mib']:>8,} | {r['note']}",
+            flush=True,
         )
 
 

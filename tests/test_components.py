@@ -37,7 +37,7 @@ def oracle(edges: list[tuple[int, int | None]]) -> dict[int, int]:
         g.add_node(a)
         if b is not None:
             g.add_edge(a, b)
-    return {node: min(comp) for comp in nx.connected_components(g) for node in comp}
+    return {node: low for comp in nx.connected_components(g) for low in [min(comp)] for node in comp}
 
 
 def random_graph(seed: int, n: int, m: int, *, chain: bool = False) -> list[tuple[int, int | None]]:
