@@ -37,6 +37,9 @@ class LoadSettings:
     max_reject_rate: float = 0.05
     # ISO 4217 codes plus the crypto codes that cash-out channels carry; extend in fundtrace.toml.
     extra_currencies: tuple[str, ...] = ()
+    # DuckDB's memory budget while loading; past it, DuckDB spills to disk. Keeps a 10 M-row load
+    # under 1 GiB of resident memory.
+    memory_limit: str = "640MB"
 
 
 @dataclass

@@ -12,7 +12,6 @@ conflicts, unknown references) are joins on that table.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from fundtrace.config import LoadSettings
-from fundtrace.errors import InputError, RejectRateExceeded, UsageError
+from fundtrace.errors import ConfigError, InputError, RejectRateExceeded, UsageError
 from fundtrace.ingest.files import InputFile, expand, inspect
 from fundtrace.ingest.profiles import Mapping, ident, literal, mapping_for
 from fundtrace.schema import CHANNELS, CURRENCIES, KINDS, LINK_KINDS, Column, Kind
@@ -84,6 +83,10 @@ def load_paths(
     if delimiter is not None and len(delimiter.encode()) != 1:
         raise UsageError(f"--delimiter must be one character, got {delimiter!r}")
     prepared = [_prepare(ws, KINDS[kind], inspect(p), profile, delimiter) for p in expand(patterns)]
+    try:
+        ws.con.execute("SET memory_limit = $m", {"m": settings.memory_limit}).fetchall()
+    except duckdb.Error as exc:
+        raise ConfigError([("load.memory_limit", _first_line(exc))]) from None
     results = []
     for plan in prepared:
         if progress:
@@ -142,9 +145,8 @@ def _load_file(ws: Workspace, plan: _Plan, settings: LoadSettings, progress: Pro
         # checks that need the whole batch run afterwards on the batch's rows, inside the same
         # transaction, and remove what they reject. Lines are looked up only when something failed.
         step("reading, checking and writing rows")
-        inserted = _insert_valid(con, plan, settings, batch_id)
+        failed_row_checks = _insert_rows(con, plan, settings, batch_id)
         structural = _structural_rejects(con, f)
-        failed_row_checks = _count_parsed(con, plan) - inserted
         step("checking duplicates and references")
         if kind.name == "transactions":
             _number_derived_ids(con, batch_id, labels=bool(plan.mapping.labels))
@@ -360,11 +362,20 @@ def _select_sql(plan: _Plan, settings: LoadSettings, *, raw_for_all: bool = Fals
     )
 
 
-def _insert_valid(con: duckdb.DuckDBPyConnection, plan: _Plan, settings: LoadSettings, batch_id: int) -> int:
-    """Stream the rows that pass every per-row check into the kind's table; returns how many."""
+_PLACEHOLDERS = {"timestamp": "TIMESTAMP '1970-01-01'", "money": "1", "integer": "0"}
+
+
+def _insert_rows(con: duckdb.DuckDBPyConnection, plan: _Plan, settings: LoadSettings, batch_id: int) -> int:
+    """Stream every parsed row into the kind's table in one pass and return how many failed a
+    per-row check. A failing row goes in under batch ``-batch_id`` with placeholder values (the
+    table's constraints still hold) and is deleted straight away: counting the failures this way
+    costs one cheap delete instead of parsing the file a second time."""
     kind = plan.kind
-    cols = [ident(c) for c in kind.names]
-    extra, extra_values = ["batch_id"], ["$batch_id"]
+    values = [
+        f"CASE WHEN problem IS NULL THEN {ident(c.name)} ELSE {_PLACEHOLDERS.get(c.type, chr(39) * 2)} END"
+        for c in kind.columns
+    ]
+    extra, extra_values = ["batch_id"], ["CASE WHEN problem IS NULL THEN $batch_id ELSE -$batch_id END"]
     if kind.name == "transactions":
         extra += ["src_id", "dst_id"]
         extra_values += ["account_key(src_bank, src_account)", "account_key(dst_bank, dst_account)"]
@@ -373,12 +384,14 @@ def _insert_valid(con: duckdb.DuckDBPyConnection, plan: _Plan, settings: LoadSet
         extra_values.append("account_key(bank, account)")
     select = _select_sql(plan, settings)
     params = plan.params | {"batch_id": batch_id}
+    table = ident(kind.table)
     try:
-        inserted = con.execute(
-            f"INSERT INTO {ident(kind.table)} ({', '.join(cols + extra)}) "
-            f"SELECT {', '.join(cols + extra_values)} FROM ({select}) WHERE problem IS NULL",
+        con.execute(
+            f"INSERT INTO {table} ({', '.join([ident(c) for c in kind.names] + extra)}) "
+            f"SELECT {', '.join(values + extra_values)} FROM ({select})",
             params,
-        ).fetchall()[0][0]
+        ).fetchall()
+        failed = con.execute(f"DELETE FROM {table} WHERE batch_id = $b", {"b": -batch_id}).fetchall()[0][0]
         if plan.mapping.labels and kind.name == "transactions":
             alert = "CAST(label_alert_id AS VARCHAR)" if "alert_id" in plan.mapping.labels else "NULL"
             con.execute(
@@ -389,18 +402,7 @@ def _insert_valid(con: duckdb.DuckDBPyConnection, plan: _Plan, settings: LoadSet
             ).fetchall()
     except duckdb.Error as exc:
         raise InputError(f"{plan.file.path}: {_first_line(exc)}") from None
-    return inserted
-
-
-def _count_parsed(con: duckdb.DuckDBPyConnection, plan: _Plan) -> int:
-    """Rows the reader split into columns (CSV: all but the structural rejects)."""
-    if plan.file.format == "parquet":
-        sql = "SELECT count(*) FROM read_parquet($path)"
-    else:
-        sql = plan.source.replace("store_rejects = true", "ignore_errors = true")
-        sql = re.sub(r", rejects_(table|scan) = '\w+'", "", sql)
-        sql = f"SELECT count(*) FROM {sql}"
-    return con.execute(sql, plan.params).fetchall()[0][0]
+    return failed
 
 
 def _structural_rejects(con: duckdb.DuckDBPyConnection, f: InputFile) -> list[dict]:
