@@ -12,6 +12,7 @@ the CLI, traces it and adds one chain alert, so every number below can be checke
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -51,6 +52,8 @@ C2,B1,V3,2024-03-10T12:30:00,10000,f2
 CALLS = """ts,caller,callee,duration_s
 2024-03-10T09:40:00,17000000001,13900000001,900
 2024-03-10T09:50:00,17000000001,13900000003,600
+2024-03-10T12:00:00,17000000099,13900000008,60
+2024-03-11T08:30:00,17000000001,13900000003,700
 """
 
 
@@ -88,14 +91,31 @@ def add_chain_alert(db: Path, score: float = 0.9) -> None:
         ).fetchall()
 
 
+_TEMPLATE: dict[str, Path] = {}
+
+
+def _template(directory: Path) -> Path:
+    """The world loaded, traced and with its alert, built once per test session (scoring is per test)."""
+    if "db" not in _TEMPLATE:
+        from fundtrace.cli import main
+
+        db = directory / "template.duckdb"
+        files = write_world(directory / "world")
+        for kind in ("accounts", "transactions", "reports", "calls"):
+            assert main(["--db", str(db), "load", kind, str(files[kind])]) == 0
+        assert main(["--db", str(db), "trace", "--all"]) == 0
+        add_chain_alert(db)
+        _TEMPLATE["db"] = db
+    return _TEMPLATE["db"]
+
+
 def build_world(cli, tmp_path: Path, *, score: bool = True) -> dict[str, Path]:
+    """Write the world's files under tmp_path/world and put the loaded, traced workspace at tmp_path/ws.duckdb."""
+    import tempfile
+
     files = write_world(tmp_path / "world")
-    for kind in ("accounts", "transactions", "reports", "calls"):
-        r = cli(f"load {kind} {files[kind]}")
-        assert r.code == 0, r.err
-    r = cli("trace --all")
-    assert r.code == 0, r.err
-    add_chain_alert(tmp_path / "ws.duckdb")
+    template = _template(Path(tempfile.mkdtemp(prefix="fundtrace-score-template-")))
+    shutil.copy(template, tmp_path / "ws.duckdb")
     if score:
         r = cli("score")
         assert r.code == 0, r.err

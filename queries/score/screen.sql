@@ -10,11 +10,11 @@
 -- param: w_payee_frozen DOUBLE = 0.6       The payee is frozen, stopped or already received a held payment.
 -- param: w_payee_score DOUBLE = 0.6        Times the payee's own score, when it is a likely mule.
 -- param: w_payee_ring DOUBLE = 0.2         The payee is in a card-farm ring.
--- param: w_payee_holds DOUBLE = 0.3        The payee holds reported victims' money.
+-- param: w_payee_holds DOUBLE = 0.3        The payee holds reported victims' money (and is a likely mule).
 -- param: w_payee_new_pass DOUBLE = 0.25    The payee is new and passes its money on.
 -- param: w_new_payee DOUBLE = 0.1          The payer, with a history, never paid this payee before.
 -- param: w_large DOUBLE = 0.2              The payment is large against the payer's own history.
--- param: w_scam_call DOUBLE = 0.35         A flagged phone card called the payer just before.
+-- param: w_scam_call DOUBLE = 0.35         A flagged phone card called the payer just before it paid someone new.
 -- param: new_days INTEGER = 60             A payee opened (or first seen) this recently is new.
 -- param: pass_share DOUBLE = 0.8           Passing through: recent money out at least this share of recent money in.
 -- param: large_factor DOUBLE = 3           Large: at least this many times the payer's average payment ...
@@ -46,7 +46,8 @@ SELECT b.txn_id, b.ts, b.src_bank, b.src_account, b.dst_bank, b.dst_account, b.a
            {'contribution': CASE WHEN q.score >= $payee_review_at THEN $w_payee_score * q.score ELSE 0 END,
             'code': 'PAYEE_MULE'},
            {'contribution': CASE WHEN q.ring THEN $w_payee_ring ELSE 0 END, 'code': 'PAYEE_RING'},
-           {'contribution': CASE WHEN q.held_victim > 0 THEN $w_payee_holds ELSE 0 END, 'code': 'PAYEE_HOLDS_VICTIM_FUNDS'},
+           {'contribution': CASE WHEN q.held_victim > 0 AND q.score >= $payee_review_at THEN $w_payee_holds ELSE 0 END,
+            'code': 'PAYEE_HOLDS_VICTIM_FUNDS'},
            {'contribution': CASE WHEN coalesce(q.opened_at, q.first_ts) > b.ts - to_days($new_days)
                                   AND q.in_recent > 0 AND q.out_recent >= $pass_share * q.in_recent
                                  THEN $w_payee_new_pass ELSE 0 END, 'code': 'PAYEE_NEW_PASS_THROUGH'},
@@ -55,7 +56,8 @@ SELECT b.txn_id, b.ts, b.src_bank, b.src_account, b.dst_bank, b.dst_account, b.a
            {'contribution': CASE WHEN p.n_out > 0 AND b.amount >= $large_min AND b.amount > p.max_out
                                   AND b.amount >= $large_factor * p.out_amount / p.n_out
                                  THEN $w_large ELSE 0 END, 'code': 'LARGE_FOR_PAYER'},
-           {'contribution': CASE WHEN c.txn_id IS NOT NULL THEN $w_scam_call ELSE 0 END, 'code': 'SCAM_CALL'}
+           {'contribution': CASE WHEN c.txn_id IS NOT NULL AND k.src_id IS NULL THEN $w_scam_call ELSE 0 END,
+            'code': 'SCAM_CALL'}
        ], lambda x: x.contribution >= 0.001) AS raw
 FROM sp_batch b
 LEFT JOIN account_scores q ON q.account_id = b.dst_id

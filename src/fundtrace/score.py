@@ -240,10 +240,11 @@ def run(ws, settings: ScoreSettings | None = None, *, as_of: datetime | str | No
             """
             INSERT INTO flagged_phones
             SELECT DISTINCT c.caller, 'SCAM_CALLER'
-            FROM reports r
+            FROM (SELECT r.victim_bank, r.victim_account, coalesce(r.paid_at, t.ts) AS paid_at FROM reports r
+                  LEFT JOIN transactions t ON t.txn_id = r.txn_id) r
             JOIN accounts v ON v.bank = r.victim_bank AND v.account = r.victim_account
             JOIN calls c ON c.callee = v.phone
-            WHERE r.paid_at IS NOT NULL AND c.ts <= r.paid_at AND c.ts >= r.paid_at - INTERVAL 24 HOUR
+            WHERE c.ts <= r.paid_at AND c.ts >= r.paid_at - to_seconds(CAST($hours * 3600 AS BIGINT))
             UNION
             SELECT DISTINCT l.value, 'FLAGGED_ACCOUNT' FROM links l
             JOIN account_scores s ON s.account_id = l.account_id
@@ -251,7 +252,8 @@ def run(ws, settings: ScoreSettings | None = None, *, as_of: datetime | str | No
             UNION
             SELECT DISTINCT phone, 'FLAGGED_ACCOUNT' FROM account_scores
             WHERE phone IS NOT NULL AND band IN ('hold', 'freeze')
-            """
+            """,
+            {"hours": settings.call_hours},
         ).fetchall()
     for name in ("sc_frozen", "sc_stats", "sc_typ", "sc_passed", "sc_raw", "sc_scaled", "sc_final", "fl_groups"):
         con.execute(f'DROP TABLE IF EXISTS temp."{name}"').fetchall()
@@ -279,18 +281,19 @@ def _read_batch(con, path: Path) -> None:
     if not path.exists():
         raise InputError(f"no such file: {path}")
     name = path.name.lower()
+    source = (
+        f"read_parquet('{_sql_path(path)}')"
+        if name.endswith((".parquet", ".pq"))
+        else f"read_csv('{_sql_path(path)}', all_varchar = true, header = true)"
+    )
     try:
-        if name.endswith((".parquet", ".pq")):
-            rel = con.read_parquet(str(path))
-        else:
-            rel = con.read_csv(str(path), all_varchar=True, header=True)
+        columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
     except Exception as exc:  # DuckDB's reader errors: one line for people
         raise InputError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
-    missing = [c for c in _SCREEN_COLUMNS if c not in rel.columns]
+    missing = [c for c in _SCREEN_COLUMNS if c not in columns]
     if missing:
         raise InputError(f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
-    rel.create_view("_screen_raw", replace=True)
-    opt = {c: (c if c in rel.columns else "NULL") for c in ("currency", "channel")}
+    opt = {c: (c if c in columns else "NULL") for c in ("currency", "channel")}
     try:
         con.execute(
             f"""
@@ -300,13 +303,11 @@ def _read_batch(con, path: Path) -> None:
                    CAST(dst_bank AS VARCHAR) AS dst_bank, CAST(dst_account AS VARCHAR) AS dst_account,
                    CAST(amount AS DECIMAL(18, 4)) AS amount, CAST({opt["currency"]} AS VARCHAR) AS currency,
                    CAST({opt["channel"]} AS VARCHAR) AS channel
-            FROM _screen_raw
+            FROM {source}
             """
         ).fetchall()
     except Exception as exc:
         raise InputError(f"{path}: {str(exc).splitlines()[0]}", hint="native transaction columns expected") from None
-    finally:
-        con.execute("DROP VIEW IF EXISTS _screen_raw").fetchall()
     bad = con.execute(
         "SELECT count(*) FROM _screen_batch WHERE txn_id IS NULL OR ts IS NULL OR amount IS NULL OR amount <= 0 "
         "OR src_bank IS NULL OR src_account IS NULL OR dst_bank IS NULL OR dst_account IS NULL"
@@ -345,7 +346,7 @@ def screen(
             ).fetchall()
     if out is not None:
         out = Path(out)
-        fmt = "PARQUET" if out.suffix.lower() in (".parquet", ".pq") else "CSV, HEADER"
+        fmt = "FORMAT PARQUET" if out.suffix.lower() in (".parquet", ".pq") else "FORMAT CSV, HEADER"
         con.execute(f"COPY (SELECT * FROM \"{last}\" ORDER BY txn_id) TO '{_sql_path(out)}' ({fmt})").fetchall()
     counts = dict(con.execute(f'SELECT decision, count(*) FROM "{last}" GROUP BY 1').fetchall())
     rows = con.sql(f'SELECT * FROM "{last}" ORDER BY score DESC, txn_id').pl()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +26,15 @@ class Rule(StrEnum):
 class Format(StrEnum):
     table = "table"
     json = "json"
+
+
+def _json(value: dict) -> None:
+    """One JSON object on stdout (emit() writes lists of rows)."""
+    typer.echo(
+        json.dumps(
+            value, default=lambda v: float(v) if isinstance(v, Decimal) else str(v), indent=2, ensure_ascii=False
+        )
+    )
 
 
 def _settings(rule: Rule | None = None) -> scoring.ScoreSettings:
@@ -167,7 +178,7 @@ def stats(
     with state.workspace(read_only=True) as ws:
         figures = statistics.headline(ws)
     if output is Format.json:
-        emit(figures, "json")  # type: ignore[arg-type]
+        _json(figures)
         return
     emit([{"figure": k, "value": v} for k, v in figures.items()], "table")
 
@@ -196,7 +207,7 @@ def returns(
     with state.workspace(read_only=True) as ws:
         result = scoring.returns(ws, case_id, now=now)
     if output is Format.json:
-        emit(result, "json")  # type: ignore[arg-type]
+        _json(result)
         return
     say(
         f"case {case_id}: {result['total_returned']:,.2f} comes back from {len(result['accounts'])} frozen "

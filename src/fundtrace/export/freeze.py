@@ -3,7 +3,7 @@
 :func:`issue` compares the latest decisions (``freeze_list``, written by :func:`fundtrace.score.run`) with
 the requests already issued (``freeze_requests``) and emits only what changes at ``now``:
 
-- ``STOP_PAY_48H``: a first-level account with fresh victims' money and no active request;
+- ``STOP_PAY_48H``: a first-level account with fresh victims' money (at ``now`` too) and no active request;
 - ``FREEZE``: any other listed account without an active request, or one whose stop-payment is still
   justified (the stop-payment is turned into a freeze);
 - ``RENEW``: an active freeze that is still justified and expires within ``renew_before_days``, or whose
@@ -155,7 +155,8 @@ def issue(
             ended.append((prev["request_id"], "expired"))
             prev = None
         if prev is None:
-            kind = "STOP_PAY_48H" if item["stop_pay"] else "FREEZE"
+            fresh = now_ts - item["last_tainted_at"] <= timedelta(hours=settings.fresh_hours)
+            kind = "STOP_PAY_48H" if item["stop_pay"] and fresh else "FREEZE"
         elif prev["request_type"] == "STOP_PAY_48H":
             kind = "FREEZE"  # still justified: the stop-payment becomes a freeze
         elif prev["expires_at"] - now_ts <= renew_window or item["amount_to_freeze"] > prev["amount_to_freeze"]:
