@@ -1,0 +1,54 @@
+"""Table-driven pass/fail cases per detector: tests/test_detect_cases/<typology>.json.
+
+Each case gives payments (id, minutes after 08:00 on 1 March 2024, payer, payee, amount[, channel]),
+optional account registry rows and settings, and whether an alert of the file's typology must be
+raised; ``member`` names an account (and its role, and level) the alert must contain.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from fundtrace.detect import DetectSettings, run
+from fundtrace.workspace import Workspace
+from test_detect_helpers import fill
+
+CASES_DIR = Path(__file__).parent / "test_detect_cases"
+
+
+def _cases():
+    for path in sorted(CASES_DIR.glob("*.json")):
+        data = json.loads(path.read_text())
+        for case in data["cases"]:
+            yield pytest.param(data["typology"], case, id=f"{data['typology']}: {case['name']}")
+
+
+@pytest.mark.parametrize(("typology", "case"), list(_cases()))
+def test_case(tmp_path, typology, case):
+    accounts = [
+        a | ({"opened_at": datetime.fromisoformat(a["opened_at"])} if a.get("opened_at") else {})
+        for a in case.get("accounts", [])
+    ]
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        fill(ws, [tuple(r) for r in case["rows"]], accounts=accounts)
+        run(ws, DetectSettings(**case.get("settings", {})), only=[typology], full=True)
+        found = ws.con.execute(
+            "SELECT a.alert_id, m.account, m.role, m.level FROM alerts a JOIN alert_members m USING (alert_id) "
+            "WHERE a.typology = ?",
+            [typology],
+        ).fetchall()
+    assert bool(found) == case["expect"], found
+    if case["expect"] and "member" in case:
+        account, role, *level = case["member"]
+        assert any(r[1] == account and r[2] == role and (not level or r[3] == level[0]) for r in found), found
+
+
+def test_every_typology_with_a_detector_has_cases():
+    have = {json.loads(p.read_text())["typology"] for p in CASES_DIR.glob("*.json")}
+    from fundtrace.detect import TYPOLOGIES
+
+    assert set(TYPOLOGIES) - have <= {"card_farm_ring"}  # rings have their own tests (tests/test_rings.py)
