@@ -4,7 +4,8 @@ Positive for typology T: an account with at least one laundering transaction of 
 type T. Predicted for T: a member of a fundtrace alert of typology T (every role: AMLSim labels the
 origin of a fan or cycle as laundering too). Only accounts that transact are counted.
 
-    python bench/amlsim_quality.py [--data ../shared/data/amlsim-small] [--set fan_window_hours=2400 ...]
+    python bench/amlsim_quality.py [--data ../shared/data/amlsim-small] [--config bench/amlsim_detect.toml]
+                                   [--set fan_window_hours=2400 ...]
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from fundtrace.workspace import Workspace
 TYPES = ("fan_in", "fan_out", "cycle", "scatter_gather", "gather_scatter")
 
 
-def measure(db: Path, data: Path, overrides: dict) -> list[dict]:
+def measure(db: Path, data: Path, overrides: dict, config: Path | None = None) -> list[dict]:
     with Workspace(db) as ws:
-        settings = Config().section("detect", DetectSettings, overrides)
+        settings = Config.load(config).section("detect", DetectSettings, overrides)
         started = time.perf_counter()
         run(ws, settings, full=True)
         seconds = time.perf_counter() - started
@@ -71,6 +72,7 @@ def measure(db: Path, data: Path, overrides: dict) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/amlsim-small")
+    ap.add_argument("--config", type=Path, help="a fundtrace.toml whose [detect] section to use")
     ap.add_argument("--set", action="append", default=[], help="detect setting override, name=value")
     args = ap.parse_args()
     overrides = dict(kv.split("=", 1) for kv in args.set)
@@ -79,7 +81,7 @@ def main() -> None:
         for kind in ("transactions", "accounts"):
             code = cli_main(["--db", str(db), "load", kind, str(args.data / f"{kind}.csv.gz"), "--profile", "amlsim"])
             assert code == 0, f"loading {kind} failed"
-        rows = measure(db, args.data, overrides)
+        rows = measure(db, args.data, overrides, args.config)
     cols = ["typology", "positives", "predicted", "true_pos", "recall", "precision", "fp_not_sar_at_all"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))

@@ -56,12 +56,15 @@ SELECT CASE WHEN h.dir = 'in' THEN 'fan_in' ELSE 'fan_out' END AS typology,
        list_append(e.members, {'account_id': h.acct, 'role': 'hub', 'level': CAST(NULL AS INTEGER)}) AS members,
        e.evidence
 FROM fan_hits h
+-- Members and evidence: the one-shot counterparties (one payment in the window) and their payments; a
+-- counterparty paying again and again is ordinary business with the hub, not part of the fan.
 JOIN (
   SELECT h.acct, h.dir, h.b, list(DISTINCT x.txn_id ORDER BY x.txn_id) AS evidence,
-         list(DISTINCT {'account_id': CASE WHEN h.dir = 'in' THEN x.src_id ELSE x.dst_id END,
-                        'role': 'member', 'level': CAST(NULL AS INTEGER)}) AS members
-  FROM fan_hits h JOIN (SELECT txn_id, t, src_id, dst_id, dst_id AS acct, 'in' AS dir FROM dt_tx
-                         UNION ALL SELECT txn_id, t, src_id, dst_id, src_id, 'out' FROM dt_tx) x
-    ON x.acct = h.acct AND x.dir = h.dir AND x.t BETWEEN h.first_t AND h.last_t
+         list(DISTINCT {'account_id': w.cp, 'role': 'member', 'level': CAST(NULL AS INTEGER)}) AS members
+  FROM fan_hits h
+  JOIN fan_win w ON w.acct = h.acct AND w.dir = h.dir AND w.wb = h.b AND w.n = 1
+  JOIN (SELECT txn_id, t, dst_id AS acct, src_id AS cp, 'in' AS dir FROM dt_tx
+        UNION ALL SELECT txn_id, t, src_id, dst_id, 'out' FROM dt_tx) x
+    ON x.acct = h.acct AND x.dir = h.dir AND x.cp = w.cp AND x.t = w.first_t
   GROUP BY h.acct, h.dir, h.b
 ) e ON e.acct = h.acct AND e.dir = h.dir AND e.b = h.b
