@@ -69,11 +69,19 @@ def _temporal_cycles_oracle(rows, window_min: float, max_len: int, tolerance: fl
 @pytest.mark.parametrize("tolerance", [-1.0, 0.1])
 def test_temporal_cycles_match_networkx(tmp_path, seed, tolerance):
     rows = _random_rows(seed, n_accounts=10, n_txns=70, minutes=3 * 1440)
-    settings = DetectSettings(cycle_window_hours=24, cycle_max_len=4, cycle_tolerance=tolerance, cycle_max_degree=1e9)
+    settings = DetectSettings(
+        cycle_window_hours=24,
+        cycle_max_len=4,
+        cycle_tolerance=tolerance,
+        cycle_max_degree=1e9,
+        cycle_pass_through_only=False,
+        cycle_min_len=2,
+    )
     ws, engine = _engine_for(tmp_path, rows, settings)
+    run_query(engine, "detect_pass_through", settings)  # cycles read pt_hits (unused here: switched off)
     run_query(engine, "detect_cycles", settings)
     got = {tuple(r[0]) for r in ws.con.execute("SELECT txns FROM cy_found").fetchall()}
-    expected = _temporal_cycles_oracle(rows, 24 * 60, 4, tolerance)
+    expected = _temporal_cycles_oracle(rows, 24 * 60, 4, tolerance)  # lengths 2..4
     assert got == expected
     assert expected or seed > 0 or tolerance >= 0  # the unconstrained seed-0 graph does have cycles
     # alert ids computed in SQL equal fundtrace.detect.base.alert_id

@@ -1,12 +1,14 @@
 -- name: detect_cycles
 -- kind: detect
 -- description: Temporal cycles (as in 2SCENT): payments a->b->...->a with strictly increasing times, all within the cycle window of the first payment, at most max_len payments, no account visited twice; hubs left out. A bounded recursive walk over candidate payments.
--- inputs: dt_tx (detect_prep)
+-- inputs: dt_tx (detect_prep), pt_hits (detect_pass_through)
 -- outputs: cy_found(start_txn, start_acct, start_t, end_t, accts, txns, amts): one row per cycle, keyed by its first payment and path.
 -- param: cycle_window_hours DOUBLE = 72  All payments of a cycle happen within this time after its first payment.
 -- param: cycle_max_len INTEGER = 6  Longest cycle, in payments.
+-- param: cycle_min_len INTEGER = 3  Shortest cycle, in payments (A pays B and B pays A back is everyday life).
 -- param: cycle_tolerance DOUBLE = 0.2  Largest relative change of amount from one hop to the next; negative means amounts are not compared.
 -- param: cycle_max_degree DOUBLE = 60  Accounts with more payments than this in a cycle bucket are hubs and are left out.
+-- param: cycle_pass_through_only BOOLEAN = true  Walk only payments with a pass-through account (pt_hits) at one end at least: every hop of a cycle of 3 or more whose intermediates pass the money on has one.
 -- step: cy_deg
 SELECT acct, b, sum(n) AS n FROM (
   SELECT src_id AS acct, t // CAST($cycle_window_hours * 3600e6 AS BIGINT) AS b, count(*) AS n FROM dt_tx GROUP BY 1, 2
@@ -14,12 +16,13 @@ SELECT acct, b, sum(n) AS n FROM (
   SELECT dst_id, t // CAST($cycle_window_hours * 3600e6 AS BIGINT), count(*) FROM dt_tx GROUP BY 1, 2
 ) GROUP BY acct, b
 -- step: cy_tx
--- Candidate payments: neither end is a hub in that bucket.
+-- Candidate payments: neither end is a hub in that bucket; one end passes money on (unless switched off).
 SELECT x.txn_id, x.t, x.src_id, x.dst_id, x.amt, x.t // CAST($cycle_window_hours * 3600e6 AS BIGINT) AS b
 FROM dt_tx x
 JOIN cy_deg s ON s.acct = x.src_id AND s.b = x.t // CAST($cycle_window_hours * 3600e6 AS BIGINT)
 JOIN cy_deg d ON d.acct = x.dst_id AND d.b = x.t // CAST($cycle_window_hours * 3600e6 AS BIGINT)
 WHERE s.n <= $cycle_max_degree AND d.n <= $cycle_max_degree
+  AND (NOT $cycle_pass_through_only OR x.src_id IN (SELECT acct FROM pt_hits) OR x.dst_id IN (SELECT acct FROM pt_hits))
 -- step: cy_next
 -- Each payment also serves walks that started in the bucket before.
 SELECT txn_id, t, src_id, dst_id, amt, b - k AS sb FROM cy_tx CROSS JOIN (VALUES (0), (1)) AS ks(k)
@@ -36,7 +39,7 @@ WITH RECURSIVE walk(start_txn, start_acct, start_t, sb, cur, cur_t, cur_amt, dep
     AND ($cycle_tolerance < 0 OR abs(n.amt - w.cur_amt) <= $cycle_tolerance * w.cur_amt)
 )
 SELECT start_txn, start_acct, start_t, cur_t AS end_t, depth AS length, accts, txns, amts
-FROM walk WHERE cur = start_acct
+FROM walk WHERE cur = start_acct AND depth >= $cycle_min_len
 -- step: cy_alerts
 SELECT 'cycle' AS typology, array_to_string(txns, ',') AS akey,
        least(1.0, 0.5 + 0.1 * length) AS score,

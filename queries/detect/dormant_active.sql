@@ -1,6 +1,6 @@
 -- name: detect_dormant_active
 -- kind: detect
--- description: Dormant then active: an account with no payment for dormant_days (it had one before, or was opened before) that then moves many payments or much money within the active window.
+-- description: Dormant then active: an account with no payment for dormant_days (it had one before, or was opened while the workspace was watching) that then moves many payments or much money within the active window.
 -- inputs: dt_tx (detect_prep), transactions, accounts
 -- outputs: da_hits(acct, wake_t, prev_t, n, amt, last_t); the last step is alert rows.
 -- param: dormant_days DOUBLE = 180  Days without any payment that make an account dormant.
@@ -22,11 +22,16 @@ SELECT acct, max(t) AS last_t FROM (
   WHERE ts < $ctx_from AND dst_id IN (SELECT acct FROM da_days) GROUP BY 1
 ) GROUP BY acct
 -- step: da_wake
-SELECT w.acct, w.first_t AS wake_t, coalesce(w.prev_t, b.last_t, epoch_us(ac.opened_at)) AS prev_t
-FROM (SELECT acct, first_t, lag(last_t) OVER (PARTITION BY acct ORDER BY d) AS prev_t FROM da_days) w
-LEFT JOIN da_before b ON b.acct = w.acct AND w.prev_t IS NULL
-LEFT JOIN accounts ac ON ac.account_id = w.acct AND w.prev_t IS NULL
-WHERE w.first_t - coalesce(w.prev_t, b.last_t, epoch_us(ac.opened_at)) >= CAST($dormant_days * 86400e6 AS BIGINT)
+-- The time before waking: the last payment, else the opening if the account was opened while the workspace was
+-- watching (an account first seen now after an opening long before the data says nothing about dormancy).
+SELECT acct, wake_t, prev_t FROM (
+  SELECT w.acct, w.first_t AS wake_t,
+         coalesce(w.prev_t, b.last_t,
+                  CASE WHEN ac.opened_at >= (SELECT min(ts) FROM transactions) THEN epoch_us(ac.opened_at) END) AS prev_t
+  FROM (SELECT acct, first_t, lag(last_t) OVER (PARTITION BY acct ORDER BY d) AS prev_t FROM da_days) w
+  LEFT JOIN da_before b ON b.acct = w.acct AND w.prev_t IS NULL
+  LEFT JOIN accounts ac ON ac.account_id = w.acct AND w.prev_t IS NULL
+) WHERE wake_t - prev_t >= CAST($dormant_days * 86400e6 AS BIGINT)
 -- step: da_hits
 SELECT w.acct, w.wake_t, w.prev_t, count(*) AS n, sum(x.amt) AS amt, max(x.t) AS last_t,
        list(x.txn_id ORDER BY x.txn_id) AS txns, list(DISTINCT x.cp) AS cps

@@ -8,15 +8,19 @@
 -- param: fan_max DOUBLE = 60  More distinct counterparties than this in the window is a business hub, not a fan.
 -- param: fan_max_cv DOUBLE = 0.6  Largest coefficient of variation of the amounts (similar amounts).
 -- param: fan_min_one_shot DOUBLE = 0.6  Smallest share of counterparties that pay (or are paid) only once in the window.
+-- param: innocent_kinds VARCHAR = business,merchant,utility,government,payroll  Account kinds whose payments (a salary, a shop, a bill) never make a fan.
+-- step: fan_innocent
+SELECT account_id FROM accounts
+WHERE lower(kind) IN (SELECT unnest(string_split($innocent_kinds, ',')))
 -- step: fan_pairs
 -- Pre-aggregate per (account, counterparty, bucket): count(DISTINCT) on raw rows is the slow aggregate (lesson 4).
 SELECT dst_id AS acct, src_id AS cp, 'in' AS dir, t // CAST($fan_window_hours * 3600e6 AS BIGINT) AS b,
        count(*) AS n, sum(amt) AS s, sum(amt * amt) AS s2, min(t) AS first_t, max(t) AS last_t
-FROM dt_tx GROUP BY 1, 2, 4
+FROM dt_tx WHERE src_id NOT IN (SELECT account_id FROM fan_innocent) GROUP BY 1, 2, 4
 UNION ALL
 SELECT src_id, dst_id, 'out', t // CAST($fan_window_hours * 3600e6 AS BIGINT),
        count(*), sum(amt), sum(amt * amt), min(t), max(t)
-FROM dt_tx GROUP BY 1, 2, 4
+FROM dt_tx WHERE dst_id NOT IN (SELECT account_id FROM fan_innocent) GROUP BY 1, 2, 4
 -- step: fan_cand
 -- Windows (a bucket and the next) with enough counterparties in total to possibly be a fan, and not a hub:
 -- only these are regrouped per counterparty.

@@ -7,6 +7,10 @@
 -- param: layer_min DOUBLE = 3  Fewest distinct intermediates (scatter-gather) or counterparties on each side (gather-scatter).
 -- param: layer_max DOUBLE = 60  An intermediate or hub with more counterparties than this in a bucket is a business hub and is left out.
 -- param: layer_tolerance DOUBLE = 0.2  Largest relative difference between what an intermediate receives and passes on (scatter-gather).
+-- param: gather_min DOUBLE = 2  Fewest distinct payers of a gather-scatter hub (the scatter side needs layer_min payees).
+-- param: gs_balance BOOLEAN = true  A gather-scatter hub must pass on what it gathered: out within [1 - keep_max, 1 + over_max] of in.
+-- param: keep_max DOUBLE = 0.2  The largest share of the money gathered that may stay behind.
+-- param: over_max DOUBLE = 0.1  How much more may leave than was gathered.
 -- step: ly_deg
 -- Payments and counterparties per account and bucket, in and out, for the hub filter.
 SELECT acct, b, sum(n_in) AS n_in, sum(n_out) AS n_out FROM (
@@ -43,7 +47,7 @@ HAVING count(DISTINCT mid) >= $layer_min
 SELECT acct, b AS wb FROM (
   SELECT acct, b, n_in, n_out, lead(n_in) OVER w AS next_in, lead(n_out) OVER w AS next_out, lead(b) OVER w AS next_b
   FROM ly_deg WINDOW w AS (PARTITION BY acct ORDER BY b)
-) WHERE n_in + CASE WHEN next_b = b + 1 THEN next_in ELSE 0 END >= $layer_min
+) WHERE n_in + CASE WHEN next_b = b + 1 THEN next_in ELSE 0 END >= $gather_min
     AND n_out + CASE WHEN next_b = b + 1 THEN next_out ELSE 0 END >= $layer_min
 -- step: gs_hits
 -- A hub paid by many in a window that then pays many, every payment out after every payment in (gather, then scatter).
@@ -65,10 +69,13 @@ FROM (
     ON c.acct = x.src_id AND c.b = x.b
 )
 GROUP BY hub, wb
-HAVING count(DISTINCT CASE WHEN dir = 'in' THEN cp END) >= $layer_min
+HAVING count(DISTINCT CASE WHEN dir = 'in' THEN cp END) >= $gather_min
    AND count(DISTINCT CASE WHEN dir = 'out' THEN cp END) >= $layer_min
    AND min(t) // CAST($layer_window_hours * 3600e6 AS BIGINT) = wb
    AND max(CASE WHEN dir = 'in' THEN t END) <= min(CASE WHEN dir = 'out' THEN t END)
+   AND (NOT $gs_balance OR (
+        sum(CASE WHEN dir = 'out' THEN amt ELSE 0 END) >= (1 - $keep_max) * sum(CASE WHEN dir = 'in' THEN amt ELSE 0 END)
+    AND sum(CASE WHEN dir = 'out' THEN amt ELSE 0 END) <= (1 + $over_max) * sum(CASE WHEN dir = 'in' THEN amt ELSE 0 END)))
 -- step: ly_alerts
 SELECT 'scatter_gather' AS typology, CAST(src AS VARCHAR) || ':' || CAST(sink AS VARCHAR) || ':' || CAST(b AS VARCHAR) AS akey,
        least(1.0, n_mid / ($layer_min * 2.0)) AS score,

@@ -66,7 +66,8 @@ ROLE_ORDER = ("mule", "hub", "source", "sink", "member")
 
 def params_for(query, settings) -> dict:
     """The settings whose names are parameters of ``query`` (settings fields share the names)."""
-    return {p.name: getattr(settings, p.name) for p in query.params if hasattr(settings, p.name)}
+    values = {p.name: getattr(settings, p.name) for p in query.params if hasattr(settings, p.name)}
+    return {k: ",".join(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
 def alert_id_sql(typology: str, key: str) -> str:

@@ -41,11 +41,15 @@ class DetectSettings:
     layer_min: float = 3.0
     layer_max: float = 60.0
     layer_tolerance: float = 0.2
+    gather_min: float = 2.0
+    gs_balance: bool = True
     # cycles
     cycle_window_hours: float = 72.0
     cycle_max_len: int = 6
+    cycle_min_len: int = 3
     cycle_tolerance: float = 0.2
     cycle_max_degree: float = 60.0
+    cycle_pass_through_only: bool = True
     # structuring
     threshold: float = 50_000.0
     margin: float = 0.1

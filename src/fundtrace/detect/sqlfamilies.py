@@ -86,6 +86,8 @@ def detect_layering(engine, settings: DetectSettings) -> Detection:
 def detect_cycles(engine, settings: DetectSettings) -> Detection:
     """Temporal cycles with strictly increasing times within ``cycle_window_hours`` (2SCENT-like)."""
     _ensure(engine, settings)
+    if not engine.table_exists("pt_hits"):
+        run_query(engine, "detect_pass_through", settings)
     return collect(engine, run_query(engine, "detect_cycles", settings))
 
 
