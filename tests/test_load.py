@@ -278,3 +278,13 @@ def test_workspace_busy_is_exit_75(cli, base):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_gzip_csv(cli, db, tmp_path):
+    import gzip
+
+    gz = tmp_path / "t.csv.gz"
+    gz.write_bytes(gzip.compress((NATIVE / "transactions.csv").read_bytes()))
+    r = cli(f"load transactions {gz}")
+    assert r.code == 0, r.err
+    assert snapshot(db)["transactions"] == 3
