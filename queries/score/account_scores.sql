@@ -11,7 +11,7 @@
 -- param: holds_full DOUBLE = 5000         Money held (or passed on) at which HOLDS_VICTIM_FUNDS (VICTIM_FUNDS_PASSED) reaches its weight.
 -- param: flow_min DOUBLE = 10000          FLOW_BALANCE needs at least this much money in.
 -- param: flow_tolerance DOUBLE = 0.1      FLOW_BALANCE: money out within this share of money in.
--- param: innocent_kinds VARCHAR = business,merchant,utility,government,payroll  Account kinds whose score is damped.
+-- param: innocent_kinds VARCHAR = business,merchant,utility,government,payroll,atm  Account kinds whose score is damped (an ATM is a terminal, not a mule).
 -- param: innocent_factor DOUBLE = 0.3     The share of the score an innocent kind keeps.
 -- param: w_pass_through DOUBLE = 0.2
 -- param: w_chain DOUBLE = 0.35
@@ -44,25 +44,39 @@ UNION
 SELECT DISTINCT account_key(dst_bank, dst_account) FROM payment_decisions WHERE decision = 'hold'
 
 -- step: sc_stats
+-- Names come from the accounts registry; only accounts missing from it are named from their transactions.
 WITH o AS (
-    SELECT src_id AS id, any_value(src_bank) AS bank, any_value(src_account) AS account, count(*) AS n_out,
-           sum(amount) AS out_amount, max(amount) AS max_out, min(ts) AS f, max(ts) AS l,
-           coalesce(sum(amount) FILTER (WHERE ts > $as_of - to_days($recent_days)), 0) AS out_recent
+    SELECT src_id AS id, count(*) AS n_out, sum(amount) AS out_amount, max(amount) AS max_out, min(ts) AS f,
+           max(ts) AS l, coalesce(sum(amount) FILTER (WHERE ts > $as_of - to_days($recent_days)), 0) AS out_recent
     FROM transactions WHERE ts <= $as_of GROUP BY 1
 ), i AS (
-    SELECT dst_id AS id, any_value(dst_bank) AS bank, any_value(dst_account) AS account, count(*) AS n_in,
-           sum(amount) AS in_amount, min(ts) AS f, max(ts) AS l,
+    SELECT dst_id AS id, count(*) AS n_in, sum(amount) AS in_amount, min(ts) AS f, max(ts) AS l,
            coalesce(sum(amount) FILTER (WHERE ts > $as_of - to_days($recent_days)), 0) AS in_recent,
            coalesce(sum(amount) FILTER (WHERE src_id IN (SELECT account_id FROM sc_frozen)), 0) AS from_frozen
     FROM transactions WHERE ts <= $as_of GROUP BY 1
+), k AS (
+    SELECT coalesce(o.id, i.id) AS account_id,
+           coalesce(i.n_in, 0) AS n_in, coalesce(o.n_out, 0) AS n_out,
+           coalesce(i.in_amount, 0) AS in_amount, coalesce(o.out_amount, 0) AS out_amount, o.max_out,
+           least(o.f, i.f) AS first_ts, greatest(o.l, i.l) AS last_ts,
+           coalesce(i.in_recent, 0) AS in_recent, coalesce(o.out_recent, 0) AS out_recent,
+           coalesce(i.from_frozen, 0) AS from_frozen
+    FROM o FULL OUTER JOIN i ON o.id = i.id
+), named AS (
+    SELECT k.*, a.bank, a.account FROM k LEFT JOIN accounts a ON a.account_id = k.account_id
+), missing AS (
+    SELECT account_id FROM named WHERE bank IS NULL
+), unknown AS (
+    SELECT id, any_value(bank) AS bank, any_value(account) AS account FROM (
+        SELECT src_id AS id, src_bank AS bank, src_account AS account FROM transactions
+        WHERE src_id IN (SELECT account_id FROM missing)
+        UNION ALL
+        SELECT dst_id, dst_bank, dst_account FROM transactions WHERE dst_id IN (SELECT account_id FROM missing)
+    ) GROUP BY 1
 )
-SELECT coalesce(o.id, i.id) AS account_id, coalesce(o.bank, i.bank) AS bank, coalesce(o.account, i.account) AS account,
-       coalesce(i.n_in, 0) AS n_in, coalesce(o.n_out, 0) AS n_out,
-       coalesce(i.in_amount, 0) AS in_amount, coalesce(o.out_amount, 0) AS out_amount, o.max_out,
-       least(o.f, i.f) AS first_ts, greatest(o.l, i.l) AS last_ts,
-       coalesce(i.in_recent, 0) AS in_recent, coalesce(o.out_recent, 0) AS out_recent,
-       coalesce(i.from_frozen, 0) AS from_frozen
-FROM o FULL OUTER JOIN i ON o.id = i.id
+SELECT n.account_id, coalesce(n.bank, u.bank) AS bank, coalesce(n.account, u.account) AS account,
+       n.* EXCLUDE (account_id, bank, account)
+FROM named n LEFT JOIN unknown u ON u.id = n.account_id
 
 -- step: sc_typ
 SELECT m.account_id,
@@ -118,7 +132,12 @@ SELECT s.*, a.kind, a.phone, a.opened_at,
        coalesce(h.held, 0) AS held_victim, coalesce(h.cases, 0) AS cases,
        s.account_id IN (SELECT account_id FROM sc_frozen) AS frozen,
        list_contains(string_split($innocent_kinds, ','), a.kind) AS innocent,
-       list_filter([
+       CASE WHEN t.account_id IS NULL AND h.account_id IS NULL AND p.account_id IS NULL AND s.from_frozen = 0
+                 AND NOT coalesce(a.opened_at > $as_of - to_days($new_days), false)
+                 AND NOT (s.n_in >= 2 AND s.in_amount >= $flow_min
+                          AND abs(s.out_amount - s.in_amount) <= $flow_tolerance * s.in_amount)
+            THEN []  -- no signal at all: most accounts, skipped cheaply
+            ELSE list_filter([
            {'contribution': $w_pass_through * coalesce(t.pass_through, 0), 'code': 'PASS_THROUGH'},
            {'contribution': $w_chain * coalesce(t.chain, 0), 'code': 'CHAIN'},
            {'contribution': $w_fan_in * coalesce(t.fan_in, 0), 'code': 'FAN_IN'},
@@ -143,7 +162,7 @@ SELECT s.*, a.kind, a.phone, a.opened_at,
            {'contribution': CASE WHEN s.in_amount > 0
                                  THEN $w_from_frozen * least(1.0, 2 * s.from_frozen / s.in_amount) ELSE 0 END,
             'code': 'FROM_FROZEN'}
-       ], lambda x: x.contribution >= 0.001) AS raw
+       ], lambda x: x.contribution >= 0.001) END AS raw
 FROM sc_stats s
 LEFT JOIN accounts a ON a.account_id = s.account_id
 LEFT JOIN sc_typ t ON t.account_id = s.account_id

@@ -61,7 +61,7 @@ class ScoreSettings:
     holds_full: float = 5000.0
     flow_min: float = 10000.0
     flow_tolerance: float = 0.1
-    innocent_kinds: tuple[str, ...] = ("business", "merchant", "utility", "government", "payroll")
+    innocent_kinds: tuple[str, ...] = ("business", "merchant", "utility", "government", "payroll", "atm")
     innocent_factor: float = 0.3
     # per-typology weights (times the alert's score); card_farm_ring is w_ring
     w_pass_through: float = 0.2
