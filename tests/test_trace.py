@@ -187,13 +187,15 @@ def test_two_victims_one_mule_multi_hop_cli(cli, chain_ws, db):
     by = {(c, t): (hop, float(f), float(h), s) for c, t, hop, f, h, s in flows}
     # FIFO at M1: lots V1 100, clean 20, V2 50 all leave in h1 (150 of 170)
     assert by[("K1", "h1")][:2] == (1, 100.0) and by[("K2", "h1")][:2] == (1, 30.0)
-    # at M2 (level 2): h2 takes the first 90 of [K1 100, K2 30] -> K1 90; the 0.50 flow is below min_amount
-    assert by[("K1", "h2")][:2] == (2, 90.0) and by[("K2", "h2")][1] == 0.0 and by[("K2", "h2")][2] > 0
+    # at M2 (level 2) h1 is one lot, K1 100/150 and K2 30/150 of it: h2 (90) takes K1 60, K2 18 pro rata;
+    # the 0.50 flow h3 carries less than min_amount of either case, so it is not followed
+    assert by[("K1", "h2")][:2] == (2, 60.0) and by[("K2", "h2")][:2] == (2, 18.0)
     assert ("K1", "h3") not in by and ("K2", "h3") not in by
-    # M3 cashes out 60 (all K1) at an ATM, then sends 10 to a bank without data
-    assert by[("K1", "h4")][3] == "cash_out" and by[("K1", "h4")][1] == 60.0
-    assert by[("K1", "h5")][3] == "no_data_bank" and by[("K1", "h5")][1] == 10.0
-    assert held[("K1", "M3")][0] == 20.0 and held[("K2", "M2")][0] == 30.0 and held[("K1", "M2")][0] == 9.5
+    # M3 cashes out 60 at an ATM (K1 40, K2 12), then sends 10 to a bank without data (K1 6.67, K2 2)
+    assert by[("K1", "h4")][3] == "cash_out" and (by[("K1", "h4")][1], by[("K2", "h4")][1]) == (40.0, 12.0)
+    assert by[("K1", "h5")][3] == "no_data_bank" and (by[("K1", "h5")][1], by[("K2", "h5")][1]) == (6.6667, 2.0)
+    assert (held[("K1", "M3")][0], held[("K2", "M3")][0]) == (13.3333, 4.0)
+    assert (held[("K1", "M2")][0], held[("K2", "M2")][0]) == (39.6667, 11.9)
     # haircut shares are kept per case through the shared accounts: 100/170 and 50/170 of M1's 150
     assert by[("K1", "h1")][2] == pytest.approx(150 * 100 / 170, abs=1e-4)
     assert by[("K2", "h1")][2] == pytest.approx(150 * 50 / 170, abs=1e-4)

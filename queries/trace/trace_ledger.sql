@@ -2,10 +2,11 @@
 -- kind: trace
 -- description: Ledger slices of the accounts a trace reaches: opening balance, balance before the first tainted arrival, and every transaction from then on.
 -- inputs: transactions, accounts, _trace_new(account_id, start_ts, start_txn), _trace_virtual(txn_id, ts, dst_id, amount, dst_bank), _trace_banks(bank)
--- outputs: account_id, kind ('open' row per account, 'txn' rows), txn_id, ts, src_id, dst_id, amount, cash_out, dst_data, before
+-- outputs: account_id, kind ('open': one per account, with before; 'txn': one per account and transaction), txn_id, ts, src_id, dst_id, amount, cash_out, dst_data, before
 -- param: until TIMESTAMP = NULL  Only transactions up to this time count for derived opening balances (as of).
 -- param: end_ts TIMESTAMP = NULL  Last time any traced case follows money.
 -- param: cash_out VARCHAR = atm,crypto,cross_border  Comma-separated channels on which money leaves the system.
+-- param: min_amount DOUBLE = 1.0  Payees of outflows this large are returned as 'next' rows (the next frontier).
 -- The opening balance is accounts.balance when balance_at is NULL; with a balance_at it is that balance minus
 -- the ledger's net flow up to balance_at; without a balance it is the smallest opening balance that keeps
 -- the ledger (ordered by ts, txn_id) non-negative.
@@ -50,9 +51,20 @@ SELECT o.account_id, 'open' AS kind, NULL::VARCHAR AS txn_id, NULL::TIMESTAMP AS
        o.opening + o.net_before AS before
 FROM trace_open o
 UNION ALL
-SELECT DISTINCT ON (l.txn_id) l.account_id, 'txn', l.txn_id, l.ts, l.src_id, l.dst_id, l.amount,
+SELECT DISTINCT ON (l.account_id, l.txn_id) l.account_id, 'txn', l.txn_id, l.ts, l.src_id, l.dst_id, l.amount,
        list_contains(string_split($cash_out, ','), l.channel),
        l.dst_bank IN (SELECT bank FROM _trace_banks), NULL
 FROM trace_legs l JOIN _trace_new n ON n.account_id = l.account_id
 WHERE (l.ts > n.start_ts OR (l.ts = n.start_ts AND l.txn_id >= n.start_txn))
   AND ($end_ts IS NULL OR l.ts <= $end_ts)
+UNION ALL
+SELECT l.dst_id, 'next', arg_min(l.txn_id, (l.ts, l.txn_id)), min(l.ts), NULL, NULL, NULL, NULL, NULL, NULL
+FROM trace_legs l JOIN _trace_new n ON n.account_id = l.account_id
+WHERE l.src_id = l.account_id AND l.dst_id <> l.account_id
+  AND (l.ts > n.start_ts OR (l.ts = n.start_ts AND l.txn_id >= n.start_txn))
+  AND ($end_ts IS NULL OR l.ts <= $end_ts)
+  AND l.amount >= $min_amount
+  AND NOT list_contains(string_split($cash_out, ','), l.channel)
+  AND l.dst_bank IN (SELECT bank FROM _trace_banks)
+  AND l.dst_id NOT IN (SELECT account_id FROM _trace_new)
+GROUP BY l.dst_id

@@ -26,9 +26,11 @@ before) loads them and runs again; passes are few (about one per hop).
 from __future__ import annotations
 
 import bisect
+import heapq
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,7 +55,6 @@ log = logging.getLogger("fundtrace.trace")
 
 RULES = ("poison", "haircut", "fifo", "lifo", "libr")
 _EPS = 1e-9
-_MAX_PASSES = 64
 _CLEAN = None  # the case of a clean lot
 
 
@@ -102,7 +103,8 @@ class _Account:
             self.lifo.append([_CLEAN, balance])
 
 
-def _append(lots: deque, case: str | None, amount: float) -> None:
+def _append(lots: deque, case: Any, amount: float) -> None:
+    """Queue one inflow as one lot: ``case`` is None (clean), a case id, or {case: share} (mixed)."""
     if amount <= _EPS:
         return
     if case is _CLEAN and lots and lots[-1][0] is _CLEAN:
@@ -111,13 +113,36 @@ def _append(lots: deque, case: str | None, amount: float) -> None:
         lots.append([case, amount])
 
 
+def _lot(parts: dict[str, float], amount: float) -> Any:
+    """The composition of one inflow's lot: clean, one case's, or {case: share of the inflow}."""
+    if not parts:
+        return _CLEAN
+    if len(parts) == 1:
+        ((c, x),) = parts.items()
+        if x >= amount - _EPS:
+            return c
+    return {c: min(x / amount, 1.0) for c, x in parts.items()}
+
+
 def _consume(lots: deque, amount: float, from_left: bool, totals: dict, live: set, out: dict, slot: int) -> None:
-    """Take ``amount`` from the queue's front (FIFO) or back (LIFO); tainted takes go to ``out[case][slot]``."""
+    """Take ``amount`` from the queue's front (FIFO) or back (LIFO); tainted takes go to ``out[case][slot]``.
+
+    A mixed lot (one inflow carrying several cases' money, or part clean) gives up its parts pro rata.
+    """
     while amount > _EPS and lots:
         lot = lots[0] if from_left else lots[-1]
         take = lot[1] if lot[1] <= amount else amount
         case = lot[0]
-        if case is not _CLEAN and case in live:
+        if case is _CLEAN:
+            pass
+        elif isinstance(case, dict):
+            for c, share in case.items():
+                if c in live:
+                    x = take * share
+                    out.setdefault(c, [0.0, 0.0, 0.0, 0.0])[slot] += x
+                    left = totals.get(c, 0.0) - x
+                    totals[c] = left if left > _EPS else 0.0
+        elif case in live:
             out.setdefault(case, [0.0, 0.0, 0.0, 0.0])[slot] += take
             left = totals.get(case, 0.0) - take
             totals[case] = left if left > _EPS else 0.0
@@ -132,158 +157,236 @@ def _consume(lots: deque, amount: float, from_left: bool, totals: dict, live: se
 
 
 @dataclass
+class _Slice:
+    """One account's ledger from its first tainted arrival on, sorted by (ts, txn)."""
+
+    start: tuple[int, str]
+    before: float  # balance just before ``start``
+    txn: list[str]
+    ts: list[int]
+    src: list
+    dst: list
+    amount: list[float]
+    cash: list[bool]
+    ddata: list[bool]
+
+
+@dataclass
 class _Result:
     flows: list[tuple] = field(default_factory=list)
     holdings: list[tuple] = field(default_factory=list)
-    requests: dict[int, tuple[int, str]] = field(default_factory=dict)
+    accounts: int = 0
     rows: int = 0
+    simulations: int = 0
+    loads: int = 0
 
 
-def _pass(
-    rows: dict[str, list],
-    starts: dict[int, tuple[tuple[int, str], float]],
-    injections: dict[str, list[tuple[str, float]]],
+def _simulate(a, sl: _Slice, edges: dict, case_end: dict, max_hops: int, min_follow: float):
+    """Replay account ``a``'s slice for every case at once.
+
+    ``edges``: txn -> {case: ((haircut, fifo, lifo, libr), hop)}: the followed tainted parts of every flow.
+    Returns (flows, holdings, out) where ``out`` maps each outgoing txn this account sends followed taint
+    through to (dst, {case: (parts, hop)}).
+    """
+    st = _Account(sl.before)
+    cases = st.cases  # case -> [level, first_ts, last_ts]; a case leaves it at its end (holdings taken)
+    flows: list[tuple] = []
+    holdings: list[tuple] = []
+    out_edges: dict[str, tuple] = {}
+    ending: list[tuple[int, str]] = []  # heap of (end, case) of the cases present
+
+    def snapshot(case: str, at: int) -> None:
+        info = cases.pop(case)
+        holdings.append(
+            (
+                case,
+                a,
+                info[0],
+                info[1],
+                info[2],
+                st.bal,
+                max(st.bal, 0.0),
+                st.hair.pop(case, 0.0),
+                st.ftot.pop(case, 0.0),
+                st.ltot.pop(case, 0.0),
+                st.libr.pop(case, 0.0),
+                at,
+            )
+        )
+
+    txn, ts, src, dst, amt, cash, ddata = sl.txn, sl.ts, sl.src, sl.dst, sl.amount, sl.cash, sl.ddata
+    for i in range(len(txn)):
+        t = ts[i]
+        while ending and ending[0][0] < t:
+            end, c = heapq.heappop(ending)
+            snapshot(c, end)
+        tx, amount = txn[i], amt[i]
+        if src[i] == a:
+            bal = st.bal
+            st.bal = bal - amount
+            if not cases:  # no live case's money here: only the balance and the lots move
+                _consume(st.fifo, amount, True, st.ftot, cases, {}, 1)
+                _consume(st.lifo, amount, False, st.ltot, cases, {}, 2)
+            else:
+                out: dict[str, list[float]] = {}
+                hair = st.hair
+                if hair:
+                    share = amount / bal if bal > amount else 1.0
+                    for c, v in hair.items():
+                        x = v * share
+                        out[c] = [x, 0.0, 0.0, 0.0]
+                        hair[c] = v - x
+                _consume(st.fifo, amount, True, st.ftot, cases, out, 1)
+                _consume(st.lifo, amount, False, st.ltot, cases, out, 2)
+                libr = st.libr
+                if libr:
+                    protected = sum(libr.values())
+                    after = bal - amount
+                    if protected > after + _EPS:
+                        ratio = min(1.0, (protected - max(after, 0.0)) / protected)
+                        for c, v in libr.items():
+                            x = v * ratio
+                            out.setdefault(c, [0.0, 0.0, 0.0, 0.0])[3] = x
+                            libr[c] = v - x
+                followed = None
+                for c in sorted(out) if len(out) > 1 else out:
+                    info = cases.get(c)
+                    if info is None:
+                        continue
+                    p = out[c]
+                    level = info[0]
+                    if level > max_hops or max(p) < min_follow:
+                        continue  # below the threshold or past the hop limit: no longer followed
+                    stop = "cash_out" if cash[i] else (None if ddata[i] else "no_data_bank")
+                    flows.append((c, level, tx, t, amount, amount, p[0], p[1], p[2], p[3], stop))
+                    if stop is None:
+                        if followed is None:
+                            followed = {}
+                        followed[c] = (tuple(p), level)
+                if followed:
+                    out_edges[tx] = (dst[i], followed, t)
+        if dst[i] == a:
+            st.bal += amount
+            inc = edges.get(tx)
+            if not inc:
+                _append(st.fifo, _CLEAN, amount)
+                _append(st.lifo, _CLEAN, amount)
+                continue
+            fifo_parts: dict[str, float] = {}
+            lifo_parts: dict[str, float] = {}
+            for c in sorted(inc):
+                if case_end[c] < t:
+                    continue
+                (h, f, l_, b), hop = inc[c]
+                info = cases.get(c)
+                if info is None:
+                    cases[c] = [hop + 1, t, t]
+                    heapq.heappush(ending, (case_end[c], c))
+                else:
+                    info[0] = min(info[0], hop + 1)
+                    info[2] = t
+                st.hair[c] = st.hair.get(c, 0.0) + h
+                st.libr[c] = st.libr.get(c, 0.0) + b
+                st.ftot[c] = st.ftot.get(c, 0.0) + f
+                st.ltot[c] = st.ltot.get(c, 0.0) + l_
+                if f > _EPS:
+                    fifo_parts[c] = f
+                if l_ > _EPS:
+                    lifo_parts[c] = l_
+            _append(st.fifo, _lot(fifo_parts, amount), amount)
+            _append(st.lifo, _lot(lifo_parts, amount), amount)
+    while ending:
+        end, c = heapq.heappop(ending)
+        snapshot(c, end)
+    return flows, holdings, out_edges
+
+
+def _trace(
+    load: Callable[[dict[Any, tuple[int, str]], Any], dict[Any, _Slice]],
+    victims: list[tuple[str, str, int, Any, float, float]],
     case_end: dict[str, int],
     max_hops: int,
     min_amount: float,
 ) -> _Result:
-    """Process the touched rows once, in (ts, txn_id) order, for all cases together.
+    """Follow the victims' payments to a fixed point, pulling ledgers hop by hop.
 
-    ``rows``: parallel lists txn, ts (int µs), src, dst (int or None), amount, cash_out, dst_data, sorted
-    by (ts, txn). ``starts``: account -> ((ts, txn) of its first tainted arrival, balance just before).
-    ``injections``: txn -> [(case, tainted amount)] for the victims' payments. ``case_end``: last µs at
-    which each case is followed; its holdings are taken then.
+    ``victims``: (case, txn, ts, dst account, payment amount, tainted amount). ``load(requests, known)``
+    returns the slices of the requested accounts, each from its requested (ts, txn) on, and may return
+    slices of other accounts not in ``known`` (a prefetched next frontier). Accounts are replayed in
+    order of their first tainted arrival; an account is replayed again only when the taint reaching it
+    changes (money coming back round a cycle, or a later-discovered path), so each touched ledger is
+    normally processed once, for all cases together.
     """
     res = _Result()
-    txn, ts, src, dst, amt, cash, ddata = (
-        rows["txn"],
-        rows["ts"],
-        rows["src"],
-        rows["dst"],
-        rows["amount"],
-        rows["cash_out"],
-        rows["dst_data"],
-    )
-    n = len(txn)
-    keys = list(zip(ts, txn, strict=True))
-    active_from = {a: bisect.bisect_left(keys, key) for a, (key, _) in starts.items()}
-    state: dict[int, _Account] = {}
-    live = set(case_end)
-    touched: dict[str, list[int]] = {c: [] for c in case_end}
-    ends = sorted((e, c) for c, e in case_end.items())
-    next_end = 0
     min_follow = max(min_amount, _EPS)
+    edges: dict[str, dict[str, tuple]] = {}
+    outs: dict[Any, dict[str, tuple]] = {}
+    per_account: dict[Any, tuple[list, list]] = {}
+    slices: dict[Any, _Slice] = {}
+    requests: dict[Any, tuple[int, str]] = {}
+    victim_flows = []
+    for case, tx, t, dst, amount, taint in sorted(victims, key=lambda v: (v[2], v[1], v[0])):
+        if case_end[case] < t:
+            continue
+        edges.setdefault(tx, {})[case] = ((taint, taint, taint, taint), 0)
+        victim_flows.append((case, 0, tx, t, amount, amount, taint, taint, taint, taint, None))
+        key = (t, tx)
+        if dst not in requests or key < requests[dst]:
+            requests[dst] = key
+    heap: list[tuple] = []  # (earliest changed input (ts, txn), account): replay the earliest change first
+    dirty: dict[Any, tuple[int, str]] = {}
+    budget = 0
 
-    def snapshot(case: str, at: int) -> None:
-        for a in touched[case]:
-            st = state[a]
-            info = st.cases.pop(case)
-            res.holdings.append(
-                (
-                    case,
-                    a,
-                    info[0],
-                    info[1],
-                    info[2],
-                    st.bal,
-                    max(st.bal, 0.0),
-                    st.hair.pop(case, 0.0),
-                    st.ftot.pop(case, 0.0),
-                    st.ltot.pop(case, 0.0),
-                    st.libr.pop(case, 0.0),
-                    at,
-                )
-            )
-        live.discard(case)
+    def mark(acct, key) -> None:
+        if acct not in dirty or key < dirty[acct]:
+            dirty[acct] = key
+            heapq.heappush(heap, (key, acct))
 
-    def account(a: int, i: int) -> _Account | None:
-        st = state.get(a)
-        if st is None and a in active_from and i >= active_from[a]:
-            st = state[a] = _Account(starts[a][1])
-        return st
-
-    for i in range(n):
-        t = ts[i]
-        while next_end < len(ends) and ends[next_end][0] < t:
-            snapshot(ends[next_end][1], ends[next_end][0])
-            next_end += 1
-        a_out, a_in, amount = src[i], dst[i], amt[i]
-        parts: dict[str, list[float]] = {}  # case -> [haircut, fifo, lifo, libr] reaching dst
-        hop_of: dict[str, int] = {}
-        s = account(a_out, i) if a_out is not None else None
-        if s is not None:
-            res.rows += 1
-            out: dict[str, list[float]] = {}
-            bal = s.bal
-            if s.hair:
-                share = amount / bal if bal > amount else 1.0
-                for c, v in s.hair.items():
-                    x = v * share
-                    out.setdefault(c, [0.0, 0.0, 0.0, 0.0])[0] = x
-                    s.hair[c] = v - x
-            _consume(s.fifo, amount, True, s.ftot, live, out, 1)
-            _consume(s.lifo, amount, False, s.ltot, live, out, 2)
-            if s.libr:
-                protected = sum(s.libr.values())
-                after = bal - amount
-                if protected > after + _EPS:
-                    ratio = min(1.0, (protected - max(after, 0.0)) / protected)
-                    for c, v in s.libr.items():
-                        x = v * ratio
-                        out.setdefault(c, [0.0, 0.0, 0.0, 0.0])[3] = x
-                        s.libr[c] = v - x
-            s.bal = bal - amount
-            for c in sorted(out):
-                info = s.cases.get(c)
-                if info is None:
+    while requests or heap:
+        if requests:
+            res.loads += 1
+            fresh = load(requests, slices.keys())
+            for acct in requests:
+                slices[acct] = fresh.get(acct) or _Slice(requests[acct], 0.0, [], [], [], [], [], [], [])
+                mark(acct, slices[acct].start)
+            for acct, sl in fresh.items():  # prefetched next frontier: replayed only once taint reaches it
+                if acct not in slices:
+                    slices[acct] = sl
+            requests = {}
+        while heap:
+            key, acct = heapq.heappop(heap)
+            if dirty.get(acct) != key:
+                continue  # superseded by an earlier change
+            del dirty[acct]
+            budget += 1
+            if budget > 50 * (len(slices) + 10):
+                raise InputError("trace did not settle (taint keeps changing around a cycle)")
+            sl = slices[acct]
+            flows, holdings, out = _simulate(acct, sl, edges, case_end, max_hops, min_follow)
+            res.simulations += 1
+            res.rows += len(sl.txn)
+            per_account[acct] = (flows, holdings)
+            old = outs.get(acct, {})
+            outs[acct] = out
+            for tx in old.keys() | out.keys():
+                before, after = old.get(tx), out.get(tx)
+                if before == after:
                     continue
-                p = out[c]
-                level = info[0]
-                if level > max_hops or max(p) < min_follow:
-                    continue  # below the threshold or past the hop limit: no longer followed
-                stop = "cash_out" if cash[i] else (None if ddata[i] else "no_data_bank")
-                res.flows.append((c, level, txn[i], t, amount, amount, p[0], p[1], p[2], p[3], stop))
-                if stop is None:
-                    parts[c] = p
-                    hop_of[c] = level
-        for c, taint in injections.get(txn[i], ()):
-            if c in live:
-                res.flows.append((c, 0, txn[i], t, amount, amount, taint, taint, taint, taint, None))
-                old = parts.get(c)
-                parts[c] = [taint] * 4 if old is None else [x + taint for x in old]
-                hop_of[c] = 0
-        d = account(a_in, i) if a_in is not None else None
-        if d is not None:
-            if s is None:
-                res.rows += 1
-            d.bal += amount
-            clean_f = clean_l = amount
-            for c in sorted(parts):
-                h, f, l_, b = parts[c]
-                d.hair[c] = d.hair.get(c, 0.0) + h
-                d.libr[c] = d.libr.get(c, 0.0) + b
-                _append(d.fifo, c, f)
-                _append(d.lifo, c, l_)
-                d.ftot[c] = d.ftot.get(c, 0.0) + f
-                d.ltot[c] = d.ltot.get(c, 0.0) + l_
-                clean_f -= f
-                clean_l -= l_
-                info = d.cases.get(c)
-                if info is None:
-                    d.cases[c] = [hop_of[c] + 1, t, t]
-                    touched[c].append(a_in)
+                target, _, t = after or before
+                if after is None:
+                    edges.pop(tx, None)
                 else:
-                    info[0] = min(info[0], hop_of[c] + 1)
-                    info[2] = t
-            _append(d.fifo, _CLEAN, clean_f)
-            _append(d.lifo, _CLEAN, clean_l)
-        elif parts and a_in is not None:
-            key = (t, txn[i])
-            if a_in not in res.requests or key < res.requests[a_in]:
-                res.requests[a_in] = key
-    while next_end < len(ends):
-        snapshot(ends[next_end][1], ends[next_end][0])
-        next_end += 1
+                    edges[tx] = after[1]
+                edge = (t, tx)
+                have = slices.get(target)
+                if have is None or edge < have.start:
+                    if target not in requests or edge < requests[target]:
+                        requests[target] = edge
+                else:
+                    mark(target, edge)
+    res.accounts = len(slices)
+    res.flows = victim_flows + [f for fl, _ in per_account.values() for f in fl]
+    res.holdings = [h for _, hl in per_account.values() for h in hl]
     return res
 
 
@@ -301,8 +404,9 @@ def trace_ledger(
     ``transactions``: dicts with txn_id, ts (anything ordered), src, dst, amount and optionally channel
     and dst_data (False: the payee's bank has no data). ``payments``: dicts with case_id and txn_id (the
     victim's payment) and optionally amount (the tainted part; default the whole payment). Every account
-    is assumed to have data; ``opening`` gives opening balances (default: the smallest non-negative
-    ledger). Returns {"flows": [...], "holdings": [...]} with the taint_* and held_* keys of the tables.
+    has data; ``opening`` gives opening balances (default: the smallest that keeps the ledger
+    non-negative). Holdings are taken at ``end`` (default: the last transaction). Returns
+    {"flows": [...], "holdings": [...]} with the taint_* and held_* keys of the tables.
 
     Examples
     --------
@@ -315,39 +419,55 @@ def trace_ledger(
     order = sorted(transactions, key=lambda r: (r["ts"], str(r["txn_id"])))
     times = sorted({r["ts"] for r in order})
     tindex = {t: k for k, t in enumerate(times)}
-    accounts = sorted({r["src"] for r in order} | {r["dst"] for r in order}, key=str)
-    aid = {a: k for k, a in enumerate(accounts)}
-    rows = {
-        "txn": [str(r["txn_id"]) for r in order],
-        "ts": [tindex[r["ts"]] for r in order],
-        "src": [aid[r["src"]] for r in order],
-        "dst": [aid[r["dst"]] for r in order],
-        "amount": [float(r["amount"]) for r in order],
-        "cash_out": [r.get("channel", "transfer") in schema.CASH_OUT_CHANNELS for r in order],
-        "dst_data": [bool(r.get("dst_data", True)) for r in order],
-    }
+    by_id = {str(r["txn_id"]): r for r in order}
     opening = opening or {}
-    # every account's ledger from the start: balance before = opening balance
-    running: dict[int, float] = {}
-    lowest: dict[int, float] = {}
-    for s_, d_, x in zip(rows["src"], rows["dst"], rows["amount"], strict=True):
-        running[d_] = running.get(d_, 0.0) + x
-        running[s_] = running.get(s_, 0.0) - x
-        lowest[s_] = min(lowest.get(s_, 0.0), running[s_])
-    first_key = {}
-    for k, (s_, d_) in enumerate(zip(rows["src"], rows["dst"], strict=True)):
-        for a in (s_, d_):
-            first_key.setdefault(a, (rows["ts"][k], rows["txn"][k]))
-    starts = {a: (first_key[a], float(opening.get(accounts[a], -lowest.get(a, 0.0)))) for a in range(len(accounts))}
-    injections: dict[str, list[tuple[str, float]]] = {}
-    by_txn = {str(r["txn_id"]): r for r in order}
-    for p in payments:
-        r = by_txn[str(p["txn_id"])]
-        injections.setdefault(str(p["txn_id"]), []).append((p["case_id"], float(p.get("amount", r["amount"]))))
+    legs: dict[Any, list[tuple]] = {}
+    for r in order:
+        row = (
+            str(r["txn_id"]),
+            tindex[r["ts"]],
+            r["src"],
+            r["dst"],
+            float(r["amount"]),
+            r.get("channel", "transfer") in schema.CASH_OUT_CHANNELS,
+            bool(r.get("dst_data", True)),
+        )
+        legs.setdefault(r["src"], []).append(row)
+        if r["dst"] != r["src"]:
+            legs.setdefault(r["dst"], []).append(row)
+
+    def delta(acct, row) -> float:
+        return (row[4] if row[3] == acct else 0.0) - (row[4] if row[2] == acct else 0.0)
+
+    def load(requests, known):
+        out = {}
+        for acct, key in requests.items():
+            rows = legs.get(acct, [])
+            running, lowest = 0.0, 0.0
+            for row in rows:
+                running += delta(acct, row)
+                lowest = min(lowest, running)
+            balance = float(opening.get(acct, -lowest))
+            first = 0
+            while first < len(rows) and (rows[first][1], rows[first][0]) < key:
+                balance += delta(acct, rows[first])
+                first += 1
+            cols = list(zip(*rows[first:], strict=True)) or [[]] * 7
+            out[acct] = _Slice(key, balance, *[list(c) for c in cols])
+        return out
+
     last = len(times) if end is None else bisect.bisect_right(times, end) - 1
     case_end = {p["case_id"]: last for p in payments}
-    res = _pass(rows, starts, injections, case_end, max_hops, min_amount)
-    by_id = {str(r["txn_id"]): r for r in order}
+    victims = []
+    for p in payments:
+        r = by_id[str(p["txn_id"])]
+        amount = float(r["amount"])
+        victims.append(
+            (p["case_id"], str(r["txn_id"]), tindex[r["ts"]], r["dst"], amount, float(p.get("amount", amount)))
+        )
+    res = _trace(load, victims, case_end, max_hops, min_amount)
+    res.flows.sort(key=lambda f: (f[0], f[3], f[2]))
+    res.holdings.sort(key=lambda h: (h[0], str(h[1])))
     flows = [
         {
             "case_id": f[0],
@@ -369,7 +489,7 @@ def trace_ledger(
     holdings = [
         {
             "case_id": h[0],
-            "account": accounts[h[1]],
+            "account": h[1],
             "hop": h[2],
             "first_tainted_at": times[h[3]],
             "last_tainted_at": times[h[4]],
@@ -542,62 +662,30 @@ def run(ws, case_ids=None, *, settings: TraceSettings | None = None, as_of: date
             "SELECT bank FROM accounts UNION SELECT DISTINCT src_bank FROM transactions"
         ).fetchall()
 
-    injections: dict[str, list[tuple[str, float]]] = {}
-    requests: dict[int, tuple[int, str]] = {}
-    for case, txn_id, ts, dst_id, taint in starts.select("case_id", "txn_id", "ts", "dst_id", "taint").iter_rows():
-        injections.setdefault(txn_id, []).append((case, taint))
-        key = (_us(ts), txn_id)
-        if dst_id not in requests or key < requests[dst_id]:
-            requests[dst_id] = key
+    victims = [
+        (case, txn_id, _us(ts), dst_id, amount, taint)
+        for case, txn_id, ts, dst_id, amount, taint in starts.select(
+            "case_id", "txn_id", "ts", "dst_id", "amount", "taint"
+        ).iter_rows()
+    ]
     end_us = {c: _us(e) for c, e in case_end.items()}
     last_end = max(case_end.values()) if case_end else None
 
-    ledger = queries.get("trace_ledger")
-    loaded: dict[int, tuple[tuple[int, str], float]] = {}
-    frames: list[pl.DataFrame] = []
-    rows_df = pl.DataFrame()
-    passes = 0
-    result = _Result()
-    while requests:
-        passes += 1
-        if passes > _MAX_PASSES:
-            raise InputError(f"trace did not settle after {_MAX_PASSES} passes")
-        new = pl.DataFrame(
-            {
-                "account_id": list(requests),
-                "start_ts": [_from_us(k[0]) for k in requests.values()],
-                "start_txn": [k[1] for k in requests.values()],
-            },
-            schema={"account_id": pl.UInt64, "start_ts": pl.Datetime("us"), "start_txn": pl.String},
-        )
-        con.register("_trace_new_arrow", new.to_arrow())
-        con.execute("CREATE OR REPLACE TEMP TABLE _trace_new AS SELECT * FROM _trace_new_arrow").fetchall()
-        con.unregister("_trace_new_arrow")
-        part = pl.from_arrow(
-            engine.run_query(
-                ledger,
-                {"until": cutoff, "end_ts": last_end, "cash_out": ",".join(schema.CASH_OUT_CHANNELS)},
-            )
-        )
-        opens = part.filter(pl.col("kind") == "open")
-        for a, before in opens.select("account_id", "before").iter_rows():
-            loaded[a] = (requests[a], float(before))
-        frames.append(part.filter(pl.col("kind") == "txn").drop("kind", "account_id", "before"))
-        rows_df = pl.concat(frames).unique("txn_id", keep="first").sort("ts", "txn_id")
-        frames = [rows_df]
-        rows = {
-            "txn": rows_df["txn_id"].to_list(),
-            "ts": rows_df["ts"].dt.epoch("us").to_list(),
-            "src": rows_df["src_id"].to_list(),
-            "dst": rows_df["dst_id"].to_list(),
-            "amount": rows_df["amount"].to_list(),
-            "cash_out": rows_df["cash_out"].to_list(),
-            "dst_data": rows_df["dst_data"].to_list(),
-        }
-        result = _pass(rows, loaded, injections, end_us, settings.max_hops, settings.min_amount)
-        requests = {a: k for a, k in result.requests.items() if a not in loaded or k < loaded[a][0]}
-        log.info("trace pass %d: %d rows, %d accounts, %d new", passes, len(rows["txn"]), len(loaded), len(requests))
+    def load(requests: dict[int, tuple[int, str]], known) -> dict[int, _Slice]:
+        out, nxt = _load(con, engine, requests, cutoff, last_end, settings.min_amount)
+        nxt = {a: k for a, k in nxt.items() if a not in known and a not in out}
+        if nxt:  # one hop ahead in the same round trip: most of these will be reached
+            out.update(_load(con, engine, nxt, cutoff, last_end, settings.min_amount)[0])
+        return out
 
+    result = _trace(load, victims, end_us, settings.max_hops, settings.min_amount)
+    log.info(
+        "trace: %d accounts, %d ledger rows replayed in %d replays, %d loads",
+        result.accounts,
+        result.rows,
+        result.simulations,
+        result.loads,
+    )
     _store(ws, cases, result)
     return {
         "cases": len(cases),
@@ -605,11 +693,69 @@ def run(ws, case_ids=None, *, settings: TraceSettings | None = None, as_of: date
         "flows": len(result.flows),
         "holdings": len(result.holdings),
         "unresolved": unresolved,
-        "passes": passes,
-        "accounts": len(loaded),
-        "rows": rows_df.height,
+        "passes": result.loads,
+        "accounts": result.accounts,
+        "rows": result.rows,
+        "replays": result.simulations,
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def _load(con, engine, requests, cutoff, last_end, min_amount) -> tuple[dict[int, _Slice], dict]:
+    """Pull the ledger slices of the requested accounts, each from its (ts, txn) on, in one query.
+
+    Also returns the next frontier: payees of their outflows of at least ``min_amount`` -> the first such
+    (ts, txn).
+    """
+    new = pl.DataFrame(
+        {
+            "account_id": list(requests),
+            "start_ts": [_from_us(k[0]) for k in requests.values()],
+            "start_txn": [k[1] for k in requests.values()],
+        },
+        schema={"account_id": pl.UInt64, "start_ts": pl.Datetime("us"), "start_txn": pl.String},
+    )
+    con.register("_trace_new_arrow", new.to_arrow())
+    con.execute("CREATE OR REPLACE TEMP TABLE _trace_new AS SELECT * FROM _trace_new_arrow").fetchall()
+    con.unregister("_trace_new_arrow")
+    part = pl.from_arrow(
+        engine.run_query(
+            queries.get("trace_ledger"),
+            {
+                "until": cutoff,
+                "end_ts": last_end,
+                "cash_out": ",".join(schema.CASH_OUT_CHANNELS),
+                "min_amount": max(min_amount, _EPS),
+            },
+        )
+    )
+    nxt = {
+        a: (_us(t), tx)
+        for a, tx, t in part.filter(pl.col("kind") == "next").select("account_id", "txn_id", "ts").iter_rows()
+    }
+    before = dict(part.filter(pl.col("kind") == "open").select("account_id", "before").iter_rows())
+    legs = part.filter(pl.col("kind") == "txn").sort("account_id", "ts", "txn_id")
+    ids = legs["account_id"].to_list()
+    cols = [
+        legs["txn_id"].to_list(),
+        legs["ts"].dt.epoch("us").to_list(),
+        legs["src_id"].to_list(),
+        legs["dst_id"].to_list(),
+        legs["amount"].to_list(),
+        legs["cash_out"].to_list(),
+        legs["dst_data"].to_list(),
+    ]
+    out: dict[int, _Slice] = {}
+    lo = 0
+    for hi in range(1, len(ids) + 1):
+        if hi == len(ids) or ids[hi] != ids[lo]:
+            acct = ids[lo]
+            out[acct] = _Slice(requests[acct], float(before.get(acct, 0.0)), *[c[lo:hi] for c in cols])
+            lo = hi
+    for acct, key in requests.items():
+        if acct not in out:
+            out[acct] = _Slice(key, float(before.get(acct, 0.0)), [], [], [], [], [], [], [])
+    return out, nxt
 
 
 _FLOW_SCHEMA = {
