@@ -40,6 +40,7 @@ def _world(seed: int, days: int = 10, boundary: int | None = None):
         elif kind == 1:  # fan-in
             for j in range(5):
                 add(t0 + 30 * j, f"n{rng.randrange(150)}", f"f{p}", 2000 + 50 * j)
+            add(t0 + 200, f"f{p}", f"n{rng.randrange(150)}", 10500 * 0.97)  # the mule forwards it
         elif kind == 2:  # cycle
             for h in range(4):
                 add(t0 + 60 * h, f"y{p}a{h}", f"y{p}a{(h + 1) % 4}", a * 0.99**h)
@@ -57,6 +58,7 @@ def _world(seed: int, days: int = 10, boundary: int | None = None):
             add(b + 200 * h, f"by{h}", f"by{(h + 1) % 4}", 7000 * 0.99**h)  # cycle
         for j in range(5):
             add(b + 150 * j, f"n{j}", "bf", 2500 + 40 * j)  # fan-in
+        add(b + 700, "bf", "n7", 12900)  # ... forwarded
     return rows
 
 

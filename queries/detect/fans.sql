@@ -1,13 +1,14 @@
 -- name: detect_fans
 -- kind: detect
 -- description: Fan-in and fan-out: an account paid by (or paying) many distinct counterparties within a window of two fan buckets, in similar amounts, most counterparties paying only once; business hubs (too many counterparties) are left out.
--- inputs: dt_tx (detect_prep), accounts
+-- inputs: dt_tx (detect_prep), pt_hits (detect_pass_through), accounts
 -- outputs: fan_hits(acct, b, dir, n_cp, n_txn, amt, cv, one_shot, first_t, last_t, score); the last step is alert rows.
 -- param: fan_window_hours DOUBLE = 72  Width of a fan bucket; a fan is counted over a bucket and the next one.
 -- param: fan_min DOUBLE = 5  Fewest distinct counterparties that make a fan.
 -- param: fan_max DOUBLE = 60  More distinct counterparties than this in the window is a business hub, not a fan.
 -- param: fan_max_cv DOUBLE = 0.6  Largest coefficient of variation of the amounts (similar amounts).
 -- param: fan_min_one_shot DOUBLE = 0.6  Smallest share of counterparties that pay (or are paid) only once in the window.
+-- param: fan_pass_through BOOLEAN = true  The hub must also pass money through (a pass_through episode overlapping the fan): a mule forwards what it collects, a shop keeps it.
 -- param: innocent_kinds VARCHAR = business,merchant,utility,government,payroll  Account kinds whose payments (a salary, a shop, a bill) never make a fan.
 -- step: fan_innocent
 SELECT account_id FROM accounts
@@ -47,6 +48,10 @@ HAVING count(*) >= $fan_min AND count(*) <= $fan_max
    AND min(first_t) // CAST($fan_window_hours * 3600e6 AS BIGINT) = wb
    AND sqrt(greatest(sum(s2) / sum(n) - (sum(s) / sum(n)) ^ 2, 0)) / (sum(s) / sum(n)) <= $fan_max_cv
    AND avg(CASE WHEN n = 1 THEN 1.0 ELSE 0.0 END) >= $fan_min_one_shot
+-- step: fan_kept
+SELECT h.* FROM fan_hits h
+WHERE NOT $fan_pass_through
+   OR EXISTS (SELECT 1 FROM pt_hits p WHERE p.acct = h.acct AND p.first_in <= h.last_t AND p.last_out >= h.first_t)
 -- step: fan_alerts
 SELECT CASE WHEN h.dir = 'in' THEN 'fan_in' ELSE 'fan_out' END AS typology,
        CAST(h.acct AS VARCHAR) || ':' || CAST(h.b AS VARCHAR) AS akey,
@@ -59,13 +64,13 @@ SELECT CASE WHEN h.dir = 'in' THEN 'fan_in' ELSE 'fan_out' END AS typology,
          || ' distinct accounts in similar amounts (variation ' || CAST(round(h.cv, 2) AS VARCHAR) || ').' AS summary,
        list_append(e.members, {'account_id': h.acct, 'role': 'hub', 'level': CAST(NULL AS INTEGER)}) AS members,
        e.evidence
-FROM fan_hits h
+FROM fan_kept h
 -- Members and evidence: the one-shot counterparties (one payment in the window) and their payments; a
 -- counterparty paying again and again is ordinary business with the hub, not part of the fan.
 JOIN (
   SELECT h.acct, h.dir, h.b, list(DISTINCT x.txn_id ORDER BY x.txn_id) AS evidence,
          list(DISTINCT {'account_id': w.cp, 'role': 'member', 'level': CAST(NULL AS INTEGER)}) AS members
-  FROM fan_hits h
+  FROM fan_kept h
   JOIN fan_win w ON w.acct = h.acct AND w.dir = h.dir AND w.wb = h.b AND w.n = 1
   JOIN (SELECT txn_id, t, dst_id AS acct, src_id AS cp, 'in' AS dir FROM dt_tx
         UNION ALL SELECT txn_id, t, src_id, dst_id, 'out' FROM dt_tx) x

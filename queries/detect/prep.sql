@@ -18,4 +18,4 @@ LEFT JOIN dt_holder hs ON hs.account_id = tx.src_id
 LEFT JOIN dt_holder hd ON hd.account_id = tx.dst_id
 WHERE tx.ts >= $ctx_from
   AND tx.src_id <> tx.dst_id
-  AND NOT ($skip_same_holder AND hs.holder_id IS NOT NULL AND hs.holder_id = hd.holder_id)
+  AND NOT ($skip_same_holder AND coalesce(hs.holder_id = hd.holder_id, false))

@@ -54,7 +54,11 @@ _SCRATCH = ("dt_", "pt_", "ch_", "fan_", "ly_", "sg_", "gs_", "bp_", "cy_", "st_
 
 @dataclass(frozen=True)
 class Family:
-    """Detectors run together; ``bucket`` and ``span`` (hours) bound what new payments can change."""
+    """Detectors run together; ``bucket`` and ``span`` (hours) bound what new payments can change.
+
+    ``span`` covers everything an alert reads after its start and before it (pass-through episodes
+    that fans, cycles and bipartite layers consult may begin up to two dwell windows earlier).
+    """
 
     name: str
     typologies: tuple[str, ...]
@@ -80,11 +84,14 @@ FAMILIES = (
            lambda s: 2 * s.dwell_hours),
     Family("chain", ("chain", "stacked"), detect_chains, lambda s: s.dwell_hours,
            lambda s: (s.max_hops + 3) * s.dwell_hours),
-    Family("fans", ("fan_in", "fan_out"), detect_fans, lambda s: s.fan_window_hours, lambda s: 2 * s.fan_window_hours),
+    Family("fans", ("fan_in", "fan_out"), detect_fans, lambda s: s.fan_window_hours,
+           lambda s: 2 * s.fan_window_hours + 2 * s.dwell_hours),
     Family("layering", ("scatter_gather", "gather_scatter"), detect_layering, lambda s: s.layer_window_hours,
            lambda s: 3 * s.layer_window_hours),
-    Family("bipartite", ("bipartite",), _bipartite, lambda s: s.layer_window_hours, lambda s: 2 * s.layer_window_hours),
-    Family("cycle", ("cycle",), detect_cycles, lambda s: s.cycle_window_hours, lambda s: 2 * s.cycle_window_hours),
+    Family("bipartite", ("bipartite",), _bipartite, lambda s: s.layer_window_hours,
+           lambda s: 2 * s.layer_window_hours + 2 * s.dwell_hours),
+    Family("cycle", ("cycle",), detect_cycles, lambda s: s.cycle_window_hours,
+           lambda s: 2 * s.cycle_window_hours + 2 * s.dwell_hours),
     Family("structuring", ("structuring",), detect_structuring, lambda s: s.structuring_window_hours,
            lambda s: 2 * s.structuring_window_hours),
     Family("new_account_burst", ("new_account_burst",), detect_new_account_burst, lambda s: 1.0,

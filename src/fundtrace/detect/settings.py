@@ -36,6 +36,7 @@ class DetectSettings:
     fan_max: float = 60.0
     fan_max_cv: float = 0.6
     fan_min_one_shot: float = 0.6
+    fan_pass_through: bool = True
     # scatter-gather / gather-scatter / bipartite
     layer_window_hours: float = 72.0
     layer_min: float = 3.0

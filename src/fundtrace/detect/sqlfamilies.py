@@ -74,6 +74,8 @@ def detect_chains(engine, settings: DetectSettings) -> Detection:
 def detect_fans(engine, settings: DetectSettings) -> Detection:
     """Fan-in and fan-out within ``fan_window_hours`` buckets (a bucket and the next)."""
     _ensure(engine, settings)
+    if not engine.table_exists("pt_hits"):
+        run_query(engine, "detect_pass_through", settings)
     return collect(engine, run_query(engine, "detect_fans", settings))
 
 
