@@ -84,6 +84,73 @@ class TraceSettings:
 # --- the engine: one time-ordered pass over the ledgers the trace touches -------------------------------
 
 
+class _Pool:
+    """Per-case amounts that shrink together by a common ratio (haircut shares, LIBR cuts).
+
+    Amounts are stored divided by a common factor, so taking the same share from every case is O(1); the
+    cases are kept sorted by amount so the ones whose part reaches a threshold are found without a scan.
+    """
+
+    __slots__ = ("f", "v", "order", "total")
+
+    def __init__(self):
+        self.f = 1.0
+        self.v: dict[str, float] = {}
+        self.order: list[tuple[float, str]] = []  # (-stored, case), ascending = largest first
+        self.total = 0.0  # sum of stored values
+
+    def __bool__(self) -> bool:
+        return bool(self.v)
+
+    def get(self, c: str) -> float:
+        return self.v.get(c, 0.0) * self.f
+
+    def amount(self) -> float:
+        return self.total * self.f
+
+    def add(self, c: str, x: float) -> None:
+        if x <= 0:
+            return
+        old = self.v.get(c)
+        if old is not None:
+            del self.order[bisect.bisect_left(self.order, (-old, c))]
+        new = (old or 0.0) + x / self.f
+        self.v[c] = new
+        bisect.insort(self.order, (-new, c))
+        self.total += x / self.f
+
+    def pop(self, c: str) -> float:
+        old = self.v.pop(c, None)
+        if old is None:
+            return 0.0
+        del self.order[bisect.bisect_left(self.order, (-old, c))]
+        value = old * self.f
+        self.total -= old
+        if not self.v:
+            self.total, self.f = 0.0, 1.0
+        return value
+
+    def top(self, ratio: float, threshold: float):
+        """The cases whose part ``ratio`` of their amount is at least ``threshold``."""
+        scale = self.f * ratio
+        for neg, c in self.order:
+            if -neg * scale < threshold:
+                return
+            yield c
+
+    def shrink(self, ratio: float) -> None:
+        """Take ``ratio`` of every case's amount."""
+        if ratio >= 1.0 - 1e-12:
+            self.v, self.order, self.total, self.f = {}, [], 0.0, 1.0
+            return
+        self.f *= 1.0 - ratio
+        if self.f < 1e-100:  # renormalise before the factor underflows
+            self.v = {c: x * self.f for c, x in self.v.items()}
+            self.order = sorted((-x, c) for c, x in self.v.items())
+            self.total *= self.f
+            self.f = 1.0
+
+
 class _Account:
     """One account's pools from its first tainted arrival on."""
 
@@ -91,8 +158,8 @@ class _Account:
 
     def __init__(self, balance: float):
         self.bal = balance
-        self.hair: dict[str, float] = {}
-        self.libr: dict[str, float] = {}
+        self.hair = _Pool()
+        self.libr = _Pool()
         self.fifo: deque[list] = deque()
         self.lifo: deque[list] = deque()
         self.ftot: dict[str, float] = {}
@@ -206,10 +273,10 @@ def _simulate(a, sl: _Slice, edges: dict, case_end: dict, max_hops: int, min_fol
                 info[2],
                 st.bal,
                 max(st.bal, 0.0),
-                st.hair.pop(case, 0.0),
+                st.hair.pop(case),
                 st.ftot.pop(case, 0.0),
                 st.ltot.pop(case, 0.0),
-                st.libr.pop(case, 0.0),
+                st.libr.pop(case),
                 at,
             )
         )
@@ -229,25 +296,28 @@ def _simulate(a, sl: _Slice, edges: dict, case_end: dict, max_hops: int, min_fol
                 _consume(st.lifo, amount, False, st.ltot, cases, {}, 2)
             else:
                 out: dict[str, list[float]] = {}
-                hair = st.hair
-                if hair:
-                    share = amount / bal if bal > amount else 1.0
-                    for c, v in hair.items():
-                        x = v * share
-                        out[c] = [x, 0.0, 0.0, 0.0]
-                        hair[c] = v - x
                 _consume(st.fifo, amount, True, st.ftot, cases, out, 1)
                 _consume(st.lifo, amount, False, st.ltot, cases, out, 2)
-                libr = st.libr
+                hair, libr = st.hair, st.libr
+                share = (amount / bal if bal > amount else 1.0) if hair else 0.0
+                cut = 0.0
                 if libr:
-                    protected = sum(libr.values())
+                    protected = libr.amount()
                     after = bal - amount
                     if protected > after + _EPS:
-                        ratio = min(1.0, (protected - max(after, 0.0)) / protected)
-                        for c, v in libr.items():
-                            x = v * ratio
-                            out.setdefault(c, [0.0, 0.0, 0.0, 0.0])[3] = x
-                            libr[c] = v - x
+                        cut = min(1.0, (protected - max(after, 0.0)) / protected)
+                # only cases with a part worth following under some rule need their own numbers
+                for c in hair.top(share, min_follow) if share else ():
+                    out.setdefault(c, [0.0, 0.0, 0.0, 0.0])
+                for c in libr.top(cut, min_follow) if cut else ():
+                    out.setdefault(c, [0.0, 0.0, 0.0, 0.0])
+                for c, p in out.items():
+                    p[0] = hair.get(c) * share
+                    p[3] = libr.get(c) * cut
+                if share:
+                    hair.shrink(share)
+                if cut:
+                    libr.shrink(cut)
                 followed = None
                 for c in sorted(out) if len(out) > 1 else out:
                     info = cases.get(c)
@@ -285,8 +355,8 @@ def _simulate(a, sl: _Slice, edges: dict, case_end: dict, max_hops: int, min_fol
                 else:
                     info[0] = min(info[0], hop + 1)
                     info[2] = t
-                st.hair[c] = st.hair.get(c, 0.0) + h
-                st.libr[c] = st.libr.get(c, 0.0) + b
+                st.hair.add(c, h)
+                st.libr.add(c, b)
                 st.ftot[c] = st.ftot.get(c, 0.0) + f
                 st.ltot[c] = st.ltot.get(c, 0.0) + l_
                 if f > _EPS:
