@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from fundtrace.cli import main as cli_main
-from fundtrace.config import Config
+from fundtrace.config import Config, LoadSettings
 from fundtrace.detect import DetectSettings, run
+from fundtrace.ingest import load_paths
 from fundtrace.workspace import Workspace
 
 TYPES = ("fan_in", "fan_out", "cycle", "scatter_gather", "gather_scatter")
@@ -78,9 +78,9 @@ def main() -> None:
     overrides = dict(kv.split("=", 1) for kv in args.set)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "amlsim.duckdb"
-        for kind in ("transactions", "accounts"):
-            code = cli_main(["--db", str(db), "load", kind, str(args.data / f"{kind}.csv.gz"), "--profile", "amlsim"])
-            assert code == 0, f"loading {kind} failed"
+        with Workspace(db) as ws:
+            for kind in ("transactions", "accounts"):
+                load_paths(ws, kind, [str(args.data / f"{kind}.csv.gz")], settings=LoadSettings(), profile="amlsim")
         rows = measure(db, args.data, overrides, args.config)
     cols = ["typology", "positives", "predicted", "true_pos", "recall", "precision", "fp_not_sar_at_all"]
     print("| " + " | ".join(cols) + " |")
