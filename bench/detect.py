@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -113,8 +114,11 @@ if phase == "plain":
     con.execute(f"CREATE TABLE t AS SELECT * FROM read_parquet('{path}')")
     con.close()
 elif phase.startswith("load"):
-    from fundtrace.cli import main
-    assert main(["--db", db, "load", "transactions", path]) == 0
+    from fundtrace.config import LoadSettings
+    from fundtrace.ingest import load_paths
+    from fundtrace.workspace import Workspace
+    with Workspace(db) as ws:
+        load_paths(ws, "transactions", [path], settings=LoadSettings())
 else:
     from fundtrace.detect import run
     from fundtrace.workspace import Workspace
@@ -135,8 +139,11 @@ print(json.dumps({"seconds": time.perf_counter() - t,
 def phase(name: str, db: Path, path: Path) -> dict:
     out = subprocess.run([sys.executable, "-c", PHASE, name, str(db), str(path)], capture_output=True, text=True)
     if out.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{name} on {path.name} failed:\n{out.stderr[-1500:]}", file=sys.stderr, flush=True)
+        return {"seconds": float("nan"), "peak_mib": float("nan"), "alerts": 0, "families": {}, "failed": True}
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"  {name}: {result['seconds']:.1f}s, peak {result['peak_mib']:.0f} MiB", file=sys.stderr, flush=True)
+    return result
 
 
 def main() -> None:
@@ -154,8 +161,9 @@ def main() -> None:
             if not path.exists():
                 subprocess.run([sys.executable, "-c", GEN, str(size), str(path), str(offset), str(seed), prefix],
                                check=True, capture_output=True)  # fmt: skip
-        for f in work.glob(f"*_{n}*.duckdb*"):
-            f.unlink()
+        for f in work.glob(f"*_{n}.duckdb*"):
+            shutil.rmtree(f) if f.is_dir() else f.unlink()
+        print(f"{n:,} rows:", file=sys.stderr, flush=True)
         res = {
             "plain": phase("plain", work / f"plain_{n}.duckdb", main_file),
             "load": phase("load", work / f"ws_{n}.duckdb", main_file),
