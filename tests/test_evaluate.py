@@ -43,7 +43,9 @@ def install(db: Path, results: Path, only: tuple[str, ...] | None = None) -> Non
             path = results / f"{table}.csv"
             if not path.exists() or (only and table not in only):
                 continue
-            ws.con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})").fetchall()
+            # Only the contract's columns matter to evaluate: replace the stage's own (wider) table.
+            ws.con.execute(f"DROP TABLE IF EXISTS {table}").fetchall()
+            ws.con.execute(f"CREATE TABLE {table} ({columns})").fetchall()
             names = [r[0] for r in ws.con.execute(f"DESCRIBE SELECT * FROM read_csv('{path}')").fetchall()]
             cols = ", ".join(names)
             extra = ", account_id" if table in WITH_ACCOUNT_ID else ""
