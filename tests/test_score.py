@@ -157,7 +157,7 @@ def test_mules_score_high_and_innocents_low(world):
     # the merchant holds 5,000 of C1's money, but its kind damps the score, as a negative reason
     s2 = parse_reasons(rows["S2"]["reasons"])
     positive = sum(c for _, c in s2 if c > 0)
-    assert dict(s2)["INNOCENT_KIND"] == pytest.approx(-0.7 * positive, abs=0.002)
+    assert dict(s2)["INNOCENT_KIND"] == pytest.approx(-0.75 * positive, abs=0.002)
     assert rows["S2"]["band"] in ("allow", "review")
 
 

@@ -12,7 +12,7 @@
 -- param: flow_min DOUBLE = 10000          FLOW_BALANCE needs at least this much money in.
 -- param: flow_tolerance DOUBLE = 0.1      FLOW_BALANCE: money out within this share of money in.
 -- param: innocent_kinds VARCHAR = business,merchant,utility,government,payroll,atm  Account kinds whose score is damped (an ATM is a terminal, not a mule).
--- param: innocent_factor DOUBLE = 0.3     The share of the score an innocent kind keeps.
+-- param: innocent_factor DOUBLE = 0.25    The share of the score an innocent kind keeps (below review_at: never more than allow).
 -- param: w_pass_through DOUBLE = 0.2
 -- param: w_chain DOUBLE = 0.35
 -- param: w_fan_in DOUBLE = 0.1

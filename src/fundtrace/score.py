@@ -62,7 +62,7 @@ class ScoreSettings:
     flow_min: float = 10000.0
     flow_tolerance: float = 0.1
     innocent_kinds: tuple[str, ...] = ("business", "merchant", "utility", "government", "payroll", "atm")
-    innocent_factor: float = 0.3
+    innocent_factor: float = 0.25  # an innocent kind stays below review_at on its own
     # per-typology weights (times the alert's score); card_farm_ring is w_ring
     w_pass_through: float = 0.2
     w_chain: float = 0.35
