@@ -246,6 +246,7 @@ class _Result:
     rows: int = 0
     simulations: int = 0
     loads: int = 0
+    ledger_rows: int = 0
 
 
 def _simulate(a, sl: _Slice, edges: dict, case_end: dict, max_hops: int, min_follow: float):
@@ -455,6 +456,7 @@ def _trace(
                 else:
                     mark(target, edge)
     res.accounts = len(slices)
+    res.ledger_rows = sum(len(sl.txn) for sl in slices.values())
     res.flows = victim_flows + [f for fl, _ in per_account.values() for f in fl]
     res.holdings = [h for _, hl in per_account.values() for h in hl]
     return res
@@ -691,7 +693,17 @@ def run(ws, case_ids=None, *, settings: TraceSettings | None = None, as_of: date
                 f"unknown case id{'s' if len(missing) > 1 else ''}: {', '.join(missing[:10])}",
                 hint="see the reports table; load reports with `fundtrace load reports`",
             )
-    empty = {"cases": 0, "flows": 0, "holdings": 0, "unresolved": [], "passes": 0, "accounts": 0, "rows": 0}
+    empty = {
+        "cases": 0,
+        "flows": 0,
+        "holdings": 0,
+        "unresolved": [],
+        "passes": 0,
+        "accounts": 0,
+        "rows": 0,
+        "rows_replayed": 0,
+        "replays": 0,
+    }
     if not cases:
         return empty | {"seconds": round(time.perf_counter() - started, 3)}
     con.register("_trace_cases_arrow", pa.table({"case_id": cases}))
@@ -765,7 +777,8 @@ def run(ws, case_ids=None, *, settings: TraceSettings | None = None, as_of: date
         "unresolved": unresolved,
         "passes": result.loads,
         "accounts": result.accounts,
-        "rows": result.rows,
+        "rows": result.ledger_rows,
+        "rows_replayed": result.rows,
         "replays": result.simulations,
         "seconds": round(time.perf_counter() - started, 3),
     }

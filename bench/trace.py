@@ -1,0 +1,180 @@
+"""Benchmark: trace ~1,000 reported cases over a synthetic 1 M- and 10 M-transaction workspace.
+
+Builds each workspace directly in DuckDB (heavy-tailed background transfers over 30 days, ATM/POS noise,
+a bank without data, and injected fraud cases: victim -> 3-6 mule levels with fan-out, mules drawn from
+the ordinary accounts so they have ordinary ledgers, shared across cases, ending in ATM cash-outs), then
+runs ``fundtrace.trace.run`` on all cases in a fresh process and reports wall time, ms per case and peak
+RSS of that process.
+
+    python bench/trace.py                 # 1 M and 10 M rows, 1,000 cases
+    python bench/trace.py --rows 1000000  # one size only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+
+from fundtrace.workspace import Workspace
+
+START = datetime(2026, 1, 1)
+
+
+def build(path: Path, rows: int, cases: int, seed: int = 7) -> dict:
+    accounts = max(rows // 10, 1000)
+    t0 = time.perf_counter()
+    with Workspace(path) as ws:
+        con = ws.con
+        con.execute("SELECT setseed(0.42)").fetchall()
+        con.execute(
+            f"""
+            INSERT INTO transactions
+            WITH g AS (
+                SELECT i,
+                       floor({accounts} * pow(random(), 1.5))::BIGINT AS s,
+                       floor({accounts} * pow(random(), 3))::BIGINT AS d,
+                       random() AS r, random() AS c, random() AS t
+                FROM range({rows}) r(i)
+            )
+            SELECT 'n' || i, TIMESTAMP '2026-01-01' + to_microseconds((t * 30 * 86400e6)::BIGINT),
+                   'b1', 'a' || s, CASE WHEN c < 0.01 THEN 'bx' ELSE 'b1' END, 'a' || d,
+                   account_key('b1', 'a' || s), account_key(CASE WHEN c < 0.01 THEN 'bx' ELSE 'b1' END, 'a' || d),
+                   round(10 + 2000 * pow(r, 3), 2)::DECIMAL(18, 4), 'CNY',
+                   CASE WHEN c > 0.97 THEN 'atm' WHEN c > 0.95 THEN 'pos' ELSE 'transfer' END, 1
+            FROM g
+            """
+        ).fetchall()
+        rnd = random.Random(seed)
+        txns, reports = [], []
+        mules = [f"a{rnd.randrange(accounts // 10, accounts)}" for _ in range(max(cases // 3, 10))]
+        for k in range(cases):
+            paid = START + timedelta(seconds=rnd.uniform(0, 25 * 86400))
+            amount = round(rnd.uniform(1000, 50000), 2)
+            first = rnd.choice(mules)
+            txn = f"f{k}_0"
+            txns.append((txn, paid, f"victim{k}", first, amount, "transfer"))
+            reports.append((f"case{k:04d}", f"victim{k}", paid + timedelta(hours=rnd.uniform(2, 48)), amount, txn))
+            frontier = [(first, amount, paid)]
+            for level in range(rnd.randint(3, 6)):
+                nxt = []
+                for acct, amt, ts in frontier:
+                    fan = rnd.choice((1, 1, 2, 3))
+                    for j in range(fan):
+                        when = ts + timedelta(minutes=rnd.uniform(10, 600))
+                        part = round(amt * rnd.uniform(0.9, 0.98) / fan, 2)
+                        dst = rnd.choice(mules) if rnd.random() < 0.3 else f"m{k}_{level}_{j}"
+                        txns.append((f"f{k}_{len(txns)}", when, acct, dst, part, "transfer"))
+                        nxt.append((dst, part, when))
+                frontier = nxt
+            for acct, amt, ts in frontier:
+                txns.append(
+                    (f"f{k}_{len(txns)}", ts + timedelta(hours=1), acct, f"atm{k}", round(amt * 0.99, 2), "atm")
+                )
+        con.register(
+            "_f",
+            pa.table(
+                {
+                    "txn_id": [t[0] for t in txns],
+                    "ts": [t[1] for t in txns],
+                    "src": [t[2] for t in txns],
+                    "dst": [t[3] for t in txns],
+                    "amount": [t[4] for t in txns],
+                    "channel": [t[5] for t in txns],
+                }
+            ),
+        )
+        con.execute(
+            "INSERT INTO transactions SELECT txn_id, ts, 'b1', src, 'b1', dst, account_key('b1', src), "
+            "account_key('b1', dst), CAST(amount AS DECIMAL(18, 4)), 'CNY', channel, 2 FROM _f"
+        ).fetchall()
+        con.register(
+            "_r",
+            pa.table(
+                {
+                    "case_id": [r[0] for r in reports],
+                    "victim": [r[1] for r in reports],
+                    "reported_at": [r[2] for r in reports],
+                    "amount": [r[3] for r in reports],
+                    "txn_id": [r[4] for r in reports],
+                }
+            ),
+        )
+        con.execute(
+            "INSERT INTO reports SELECT case_id, 'b1', victim, reported_at, CAST(amount AS DECIMAL(18, 4)), "
+            "txn_id, NULL, NULL, NULL, 3 FROM _r"
+        ).fetchall()
+        con.execute("CHECKPOINT").fetchall()
+        n = con.execute("SELECT count(*) FROM transactions").fetchall()[0][0]
+    return {"rows": n, "fraud_rows": len(txns), "build_s": round(time.perf_counter() - t0, 1)}
+
+
+def trace_child(path: str, max_hops: int, min_amount: float) -> None:
+    from fundtrace.trace import TraceSettings, run
+
+    with Workspace(path) as ws:
+        t0 = time.perf_counter()
+        out = run(ws, settings=TraceSettings(max_hops=max_hops, min_amount=min_amount))
+        wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
+    out["unresolved"] = len(out["unresolved"])
+    print(json.dumps(out | {"wall_s": round(wall, 2), "peak_gib": round(peak, 2)}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, action="append")
+    ap.add_argument("--cases", type=int, default=1000)
+    ap.add_argument("--dir", type=Path, default=None)
+    ap.add_argument("--max-hops", type=int, default=8)
+    ap.add_argument("--min-amount", type=float, default=1.0)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        trace_child(args.child, args.max_hops, args.min_amount)
+        return
+    sizes = args.rows or [1_000_000, 10_000_000]
+    base = args.dir or Path(tempfile.mkdtemp(prefix="fundtrace-bench-"))
+    print(
+        f"{'rows':>12} {'cases':>6} {'build s':>8} {'trace s':>8} {'ms/case':>8} {'peak GiB':>9} "
+        f"{'accounts':>9} {'ledger rows':>12} {'loads':>6} {'replayed':>10} {'flows':>8} {'holdings':>9}"
+    )
+    for size in sizes:
+        path = base / f"trace_{size}.duckdb"
+        path.unlink(missing_ok=True)
+        info = build(path, size, args.cases)
+        child = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                str(path),
+                "--max-hops",
+                str(args.max_hops),
+                "--min-amount",
+                str(args.min_amount),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        r = json.loads(child.stdout.strip().splitlines()[-1])
+        print(
+            f"{info['rows']:>12,} {r['cases']:>6,} {info['build_s']:>8} {r['wall_s']:>8} "
+            f"{1000 * r['wall_s'] / max(r['cases'], 1):>8.1f} {r['peak_gib']:>9} {r['accounts']:>9,} "
+            f"{r['rows']:>12,} {r['passes']:>6} {r['flows']:>8,} {r['holdings']:>9,}"
+        )
+        path.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()
