@@ -5,7 +5,10 @@
 - ``world/``: the simulated inputs (``transactions``, ``accounts``, ``links``, ``reports``, ``calls``)
   and their ground truth (``truth_*``), as written by :func:`fundtrace.simulate.simulate`;
 - ``fundtrace.duckdb``: a fresh workspace with the world loaded and every stage's results;
-- ``evaluation.json``: :func:`fundtrace.evaluate.evaluate` against the world's truth.
+- ``evaluation.json``: :func:`fundtrace.evaluate.evaluate` against the world's truth;
+- ``report/``: what ``fundtrace run`` writes (freeze_list.csv, the Parquet files, manifest.json).
+
+Detect, trace, score, freeze and report run through :func:`fundtrace.pipeline.run`.
 
 Stages are found by import: a stage whose module (or its ``run`` function) does not exist yet is
 listed as ``not built yet`` and nothing is made up in its place. A stage that raises is listed as
@@ -14,6 +17,7 @@ listed as ``not built yet`` and nothing is made up in its place. A stage that ra
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import logging
@@ -28,6 +32,7 @@ from fundtrace.config import LoadSettings
 from fundtrace.errors import UsageError
 from fundtrace.evaluate import evaluate, find_truth_file
 from fundtrace.ingest import load_paths
+from fundtrace.pipeline import run as run_pipeline
 from fundtrace.workspace import Workspace
 
 __all__ = ["SIZES", "DemoSize", "run_demo"]
@@ -38,6 +43,8 @@ MARKER = ".fundtrace-demo"
 WORKSPACE = "fundtrace.duckdb"
 WORLD = "world"
 EVALUATION = "evaluation.json"
+REPORT = "report"
+STAGE_MODULES = (("detect", "fundtrace.detect"), ("trace", "fundtrace.trace"), ("score", "fundtrace.score"))
 # Loaded in this order: reports name transactions, links name accounts.
 INPUT_KINDS = ("accounts", "transactions", "links", "reports", "calls")
 
@@ -121,13 +128,22 @@ def run_demo(
                 loaded[f"{kind}_rejected"] = rejected
         stages.append(_done("load", t0, loaded))
 
-        # Holdings at each case's report time: what the world's truth_holdings describe.
-        for stage, module, call in (
-            ("detect", "fundtrace.detect", lambda run: run(ws)),
-            ("trace", "fundtrace.trace", lambda run: run(ws, as_of="reported")),
-            ("score", "fundtrace.score", lambda run: run(ws)),
-        ):
-            stages.append(_run_stage(stage, module, step, call, keep_going))
+        # Every stage after loading, through `fundtrace run`'s pipeline. Holdings at each case's report
+        # time: what the world's truth_holdings describe; freeze requests dated at the end of the data.
+        runners = {stage: _find(module, "run") for stage, module in STAGE_MODULES}
+        from fundtrace.score import data_time
+
+        result = run_pipeline(
+            ws,
+            out / REPORT,
+            trace_as_of="reported",
+            now=data_time(ws),
+            config={"file": None, "sections": {"load": dataclasses.asdict(load_settings or LoadSettings())}},
+            runners=runners,
+            keep_going=keep_going,
+            progress=step,
+        )
+        stages.extend(result["stages"])
 
         step("evaluating against the world's truth")
         t0 = time.perf_counter()
@@ -150,6 +166,7 @@ def run_demo(
             "world": str(world),
             "workspace": str(db),
             "evaluation": str(out / EVALUATION),
+            "report": str(out / REPORT),
         },
     }
 
@@ -164,7 +181,7 @@ def _prepare(out: Path) -> None:
                 f"--out {out}: directory is not empty and was not written by `fundtrace demo`",
                 hint="name a new or empty directory",
             )
-        for name in (WORLD,):
+        for name in (WORLD, REPORT):
             if (out / name).exists():
                 shutil.rmtree(out / name)
         for name in (WORKSPACE, WORKSPACE + ".wal", EVALUATION):
@@ -175,43 +192,6 @@ def _prepare(out: Path) -> None:
 
 def _done(stage: str, t0: float, detail: dict) -> dict[str, Any]:
     return {"stage": stage, "status": "done", "seconds": round(time.perf_counter() - t0, 2), "detail": detail}
-
-
-def _run_stage(
-    stage: str, module: str, step: Progress, call: Callable[[Callable], Any], keep_going: bool
-) -> dict[str, Any]:
-    """Run ``module.run`` if it exists; a missing stage is 'not built yet', a crash is 'failed'."""
-    run = _find(module, "run")
-    if run is None:
-        return {"stage": stage, "status": "not built yet", "seconds": 0.0, "detail": {}}
-    step(f"running {stage}")
-    t0 = time.perf_counter()
-    try:
-        detail = call(run)
-    except Exception as exc:  # the demo reports a broken stage and carries on with the others
-        if not keep_going:
-            raise
-        log.debug("demo stage %s failed", stage, exc_info=True)
-        return {
-            "stage": stage,
-            "status": "failed",
-            "seconds": round(time.perf_counter() - t0, 2),
-            "detail": {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"},
-        }
-    return _done(stage, t0, _plain(detail))
-
-
-def _plain(detail: Any) -> dict:
-    """A stage's returned summary, kept to JSON-friendly scalars (lists become their length)."""
-    if not isinstance(detail, dict):
-        return {}
-    plain = {}
-    for key, value in detail.items():
-        if isinstance(value, bool | int | float | str) or value is None:
-            plain[key] = value
-        elif isinstance(value, list | tuple | dict):
-            plain[key] = len(value)
-    return plain
 
 
 def _scalar(ws: Workspace, sql: str) -> Any:

@@ -5,7 +5,21 @@ Listed in the order `fundtrace --help` shows them: the analyst's path from data 
 
 from importlib import import_module
 
-COMMAND_MODULES = ("demo", "load", "simulate", "detect", "trace", "score", "evaluate")
+COMMAND_MODULES = (
+    "demo",
+    "load",
+    "simulate",
+    "detect",
+    "trace",
+    "score",
+    "evaluate",
+    "query",
+    "sql",
+    "show",
+    "case",
+    "report",
+    "run",
+)
 
 for _name in COMMAND_MODULES:
     import_module(f"fundtrace.commands.{_name}")
