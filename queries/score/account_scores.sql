@@ -1,7 +1,7 @@
 -- name: account_scores
 -- kind: score
 -- description: Score every transacting account in [0, 1] with reason codes whose contributions add up to the score.
--- inputs: transactions, accounts, alerts, alert_members, trace_flows, trace_holdings, freeze_requests, payment_decisions
+-- inputs: transactions, accounts, alerts, alert_members, trace_flows, trace_holdings, freeze_requests
 -- outputs: the rows of account_scores (see migrations/0004_score.sql); temp table sc_holdings (kept holdings per case)
 -- param: as_of TIMESTAMP                  The data time scored (transactions after it are ignored).
 -- param: rule VARCHAR = lifo              The tracing rule whose holdings count as victims' money.
@@ -37,11 +37,10 @@
 -- param: freeze_at DOUBLE = 0.7           ... freeze from here.
 
 -- step: sc_frozen
--- Accounts with an active stop-payment or freeze, and payees of payments held by `fundtrace screen`.
+-- Accounts under an active stop-payment or freeze. (Payees of payments held by `fundtrace screen` are not
+-- included: one false hold would then hold every later payment to that payee.)
 SELECT DISTINCT account_key(bank, account) AS account_id FROM freeze_requests
 WHERE status = 'active' AND request_type <> 'UNFREEZE' AND (expires_at IS NULL OR expires_at > $as_of)
-UNION
-SELECT DISTINCT account_key(dst_bank, dst_account) FROM payment_decisions WHERE decision = 'hold'
 
 -- step: sc_stats
 -- Names come from the accounts registry; only accounts missing from it are named from their transactions.

@@ -2,7 +2,7 @@
 
 - :func:`run` scores every transacting account in [0, 1] (``account_scores``) from typology alerts (a weight
   per typology times the alert's score), victims' money held and passed on (``trace_holdings``,
-  ``trace_flows``), flow balance, account age and money received from accounts already frozen or held.
+  ``trace_flows``), flow balance, account age and money received from accounts already frozen or under a stop-payment.
   Each score carries reason codes whose contributions add up to it exactly (``PASS_THROUGH 0.350;
   HOLDS_VICTIM_FUNDS 0.300``); an innocent account kind (merchant, business ...) keeps only a share of its
   score, shown as a negative ``INNOCENT_KIND`` reason. Bands: allow < review_at <= review < hold_at <= hold
