@@ -107,9 +107,17 @@ def test_bom_and_split_by_bank(cli, world, tmp_path: Path):
     assert [r["account"] for r in read(banks / "freeze_B3.csv", "utf-8-sig")] == ["M2"]
 
 
-def test_rule_mismatch_is_refused(cli, world, tmp_path: Path):
-    r = cli(f"freeze --out {tmp_path / 'f.csv'} --now {NOW} --rule libr")
-    assert r.code == 2 and "rescore" in r.err
+def test_rule_option_decides_the_list_under_that_rule(cli, world, tmp_path: Path):
+    out = tmp_path / "f.csv"
+    r = cli(f"freeze --out {out} --now {NOW} --rule libr --dry-run")
+    assert r.code == 0, r.err
+    rows = read(out)
+    assert rows and {row["rule"] for row in rows} == {"libr"}
+    with Workspace(world, read_only=True) as ws:
+        held = dict(ws.con.execute("SELECT account, sum(held_libr) FROM trace_holdings GROUP BY 1").fetchall())
+    for row in rows:
+        assert Decimal(row["amount_to_freeze"]) <= held[row["account"]]
+    assert {r["rule"] for r in freeze_list(world)} == {"libr"}
 
 
 def test_reruns_renew_before_expiry_and_unfreeze_when_no_longer_justified(cli, world, tmp_path: Path):

@@ -129,7 +129,8 @@ def freeze(
     rule: Annotated[
         Rule | None,
         typer.Option(
-            help="Check that the list was decided under this tracing rule (rescore to change it).", show_default=False
+            help="Decide the amounts under this tracing rule (default: the rule the list was scored with, lifo).",
+            show_default=False,
         ),
     ] = None,
     now: Annotated[

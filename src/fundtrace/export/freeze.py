@@ -21,6 +21,7 @@ carriage return is prefixed with a single quote; amounts and scores are written 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import re
@@ -117,26 +118,27 @@ def issue(
 ) -> FreezeResult:
     """Decide the requests to issue at ``now`` (default: the current UTC time) and write them out.
 
-    ``rule``: must match the rule of the latest freeze list (rescore with ``fundtrace score --rule`` to
-    change it). ``record=False`` previews without remembering anything.
+    ``rule``: when it differs from the rule of the latest freeze list, the scores and the list are decided
+    again under it (at the same data time) first. ``record=False`` previews without remembering anything.
     """
     from fundtrace.score import _parse_time
 
     settings = settings or ScoreSettings()
     con = ws.con
     now_ts = _parse_time(now, "--now") or datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    if not con.execute("SELECT count(*) FROM account_scores").fetchall()[0][0]:
+        raise UsageError("no scores yet, so no freeze list", hint="run `fundtrace score` first")
     listed_rule = con.execute("SELECT any_value(rule) FROM freeze_list").fetchall()[0][0]
     if rule is not None:
         if rule not in RULES:
             raise UsageError(f"--rule must be one of {', '.join(RULES)}")
-        if listed_rule is not None and rule != listed_rule:
-            raise UsageError(
-                f"the freeze list was decided under rule {listed_rule}, not {rule}",
-                hint=f"rescore with `fundtrace score --rule {rule}` first",
-            )
-    rule = listed_rule or rule or settings.rule
-    if not con.execute("SELECT count(*) FROM account_scores").fetchall()[0][0]:
-        raise UsageError("no scores yet, so no freeze list", hint="run `fundtrace score` first")
+        if rule != (listed_rule or settings.rule):
+            # decide the list again under that rule, at the same data time as the scores
+            from fundtrace.score import run as rescore
+
+            as_of = con.execute("SELECT max(as_of) FROM account_scores").fetchall()[0][0]
+            rescore(ws, dataclasses.replace(settings, rule=rule), as_of=as_of)
+    rule = rule or listed_rule or settings.rule
     current = con.sql("SELECT * FROM freeze_list ORDER BY priority").pl().to_dicts()
     active = con.sql("SELECT * FROM freeze_requests WHERE status = 'active' ORDER BY bank, account, requested_at").pl()
     previous: dict[tuple[str, str], dict] = {}
