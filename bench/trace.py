@@ -171,7 +171,7 @@ def main() -> None:
         print(
             f"{info['rows']:>12,} {r['cases']:>6,} {info['build_s']:>8} {r['wall_s']:>8} "
             f"{1000 * r['wall_s'] / max(r['cases'], 1):>8.1f} {r['peak_gib']:>9} {r['accounts']:>9,} "
-            f"{r['rows']:>12,} {r['passes']:>6} {r['flows']:>8,} {r['holdings']:>9,}"
+            f"{r['rows']:>12,} {r['passes']:>6} {r['rows_replayed']:>10,} {r['flows']:>8,} {r['holdings']:>9,}"
         )
         path.unlink(missing_ok=True)
 
