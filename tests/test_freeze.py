@@ -9,6 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fundtrace.export.freeze import COLUMNS, safe_cell
 from fundtrace.workspace import Workspace
@@ -166,3 +168,66 @@ def test_same_workspace_and_now_give_identical_files(cli, world, tmp_path: Path)
     assert cli("score", db_path=copy).code == 0
     assert cli(f"freeze --out {c} --now {NOW} --dry-run", db_path=copy).code == 0
     assert b.read_bytes() == c.read_bytes()
+
+
+# --- property: the amount logic of queries/score/freeze_list.sql on random holdings ------------------------
+
+holding = st.tuples(
+    st.sampled_from(["A", "B", "C"]),  # account
+    st.sampled_from(["K1", "K2", "K3", "K4"]),  # case
+    st.integers(0, 3),  # which holding time
+    st.decimals(0, 100_000, places=2),  # held under the rule
+    st.decimals(0, 100_000, places=2),  # balance at that time
+)
+
+
+_PROP: dict[str, Workspace] = {}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(holding, min_size=1, max_size=12, unique_by=lambda r: (r[0], r[1])))
+def test_amount_never_above_held_nor_balance_at_any_holding_time(tmp_path_factory, rows):
+    from fundtrace import queries
+    from fundtrace.engine.duckdb import DuckDBEngine
+    from fundtrace.score import ScoreSettings, _params
+
+    if "ws" not in _PROP:  # one workspace for all examples; each example replaces its rows
+        _PROP["ws"] = Workspace(tmp_path_factory.mktemp("prop") / "ws.duckdb")
+    ws = _PROP["ws"]
+    con = ws.con
+    con.execute("DELETE FROM account_scores").fetchall()
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE sc_holdings (case_id VARCHAR, bank VARCHAR, account VARCHAR, "
+        "account_id UBIGINT, "
+        "hop INTEGER, first_tainted_at TIMESTAMP, last_tainted_at TIMESTAMP, balance DECIMAL(18, 4), "
+        "as_of TIMESTAMP, held DECIMAL(18, 4), tin DECIMAL(18, 4), txns VARCHAR[])"
+    ).fetchall()
+    for account, case, when, held, balance in rows:
+        con.execute(
+            "INSERT INTO sc_holdings VALUES (?, 'b', ?, account_key('b', ?), 1, TIMESTAMP '2024-03-01', "
+            "TIMESTAMP '2024-03-01', ?, TIMESTAMP '2024-03-02' + to_days(?), ?, ?, ['t'])",
+            [case, account, account, balance, when, held, held],
+        ).fetchall()
+    con.execute(
+        "INSERT INTO account_scores SELECT DISTINCT 'b', account, account_id, 1.0, 'freeze', 'X 1.000', "
+        "[{'code': 'X', 'contribution': 1.0}], NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, NULL, 0, 0, false, 0, "
+        "0, false, TIMESTAMP '2024-03-10', TIMESTAMP '2024-03-10' FROM sc_holdings"
+    ).fetchall()
+    q = queries.get("freeze_list")
+    last = DuckDBEngine(con).run_steps(q.steps, _params(q, ScoreSettings(), as_of="2024-03-10 00:00:00"))
+    out = {
+        r[0]: r[1:] for r in con.execute(f'SELECT account, amount_to_freeze, traced_amount FROM "{last}"').fetchall()
+    }
+    for account in {r[0] for r in rows}:
+        mine = [r for r in rows if r[0] == account]
+        held = sum(r[3] for r in mine)
+        amount, traced = out.get(account, (Decimal(0), held))
+        assert traced == held and amount <= held
+        cap = 0  # at each holding time, never more than the balance then
+        for when in {r[2] for r in mine}:
+            group = [r for r in mine if r[2] == when]
+            cap += min(sum(r[3] for r in group), max(r[4] for r in group))
+        assert amount <= cap
+        assert amount >= cap - Decimal("0.01")  # and nothing justified is left out (cents rounded down)
+        if len({r[2] for r in mine}) == 1:
+            assert amount <= max(r[4] for r in mine)  # one holding time: never above the balance
