@@ -83,7 +83,7 @@ FAMILIES = (
     Family("pass_through", ("pass_through",), detect_pass_through, lambda s: s.dwell_hours,
            lambda s: 2 * s.dwell_hours),
     Family("chain", ("chain", "stacked"), detect_chains, lambda s: s.dwell_hours,
-           lambda s: (s.max_hops + 3) * s.dwell_hours),
+           lambda s: (s.max_hops + 1) * s.dwell_hours),
     Family("fans", ("fan_in", "fan_out"), detect_fans, lambda s: s.fan_window_hours,
            lambda s: 2 * s.fan_window_hours + 2 * s.dwell_hours),
     Family("layering", ("scatter_gather", "gather_scatter"), detect_layering, lambda s: s.layer_window_hours,
@@ -209,13 +209,14 @@ def run(
                     cutoffs[fam.name] = _floor(since - timedelta(hours=fam.span(settings)), fam.bucket(settings))
                 else:
                     cutoffs[fam.name] = None
-            contexts = [
-                c - timedelta(hours=2 * fam.bucket(settings) + fam.span(settings))
-                for fam in families
-                if (c := cutoffs[fam.name]) is not None
-            ]
+            # Alerts starting at or after their family's cutoff read payments from the cutoff on, plus the
+            # pass-through episodes (and chain predecessors) up to two dwell windows before it; episodes are
+            # bucketed on dwell boundaries, so the context starts on one, a further dwell earlier.
+            starts = [c for fam in families if (c := cutoffs[fam.name]) is not None]
             windowed = [f for f in families if f.bucket is not None]
-            ctx_from = min(contexts) if contexts and len(contexts) == len(windowed) else None
+            ctx_from = None
+            if starts and len(starts) == len(windowed):
+                ctx_from = _floor(min(starts) - timedelta(hours=3 * settings.dwell_hours), settings.dwell_hours)
             step("preparing transactions")
             prepare(engine, settings, ctx_from)
             for fam in families:
