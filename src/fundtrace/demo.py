@@ -223,6 +223,10 @@ def _headline(ws: Workspace, evaluation: dict) -> dict[str, Any]:
         ).fetchall()
         h["alerts"] = sum(r[1] for r in rows)
         h["alerts_by_typology"] = [{"typology": t, "alerts": n, "accounts_flagged": m} for t, n, m in rows]
+    if ws.table_exists("freeze_list"):
+        from fundtrace.stats import headline as centre_figures
+
+        h["centre"] = centre_figures(ws)
     if ws.table_exists("trace_holdings") and _scalar(ws, "SELECT count(*) FROM trace_holdings"):
         cases, accounts, fifo, poison, libr = ws.con.execute(
             "SELECT count(DISTINCT case_id), count(DISTINCT (bank, account)) FILTER (WHERE held_fifo > 0), "

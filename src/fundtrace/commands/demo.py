@@ -108,6 +108,17 @@ def render(result: dict[str, Any]) -> None:
             f"FIFO {money(tr['held_fifo'])}, LIBR {money(tr['held_libr'])}, poison {money(tr['held_poison'])}"
         )
     )
+    c = h.get("centre")
+    if c and c.get("accounts_scored"):
+        lines.append(
+            f"decisions         {c['accounts_to_freeze'] or 0:,} accounts to freeze ({c['stop_payments'] or 0:,} "
+            f"stop-payments) for {money(c['money_to_freeze'])} under {c['freeze_rule']}"
+            + (f", {c['money_to_freeze_share']:.1%} of the money lost" if c.get("money_to_freeze_share") else "")
+        )
+        lines.append(
+            f"                  {c['accounts_frozen'] or 0:,} accounts frozen by requests issued, "
+            f"{c['rings_found'] or 0:,} card-farm rings, {c['banks_involved'] or 0:,} banks involved"
+        )
     for line in lines:
         p(line, highlight=False, markup=False)
     if h["alerts_by_typology"]:
@@ -117,8 +128,12 @@ def render(result: dict[str, Any]) -> None:
     p(
         f"\noutputs\n  world (inputs + truth_*)  {o['world']}\n  workspace                 {o['workspace']}\n"
         f"  evaluation                {o['evaluation']}\n"
-        f"next\n  fundtrace --db {o['workspace']} status\n"
-        f"  fundtrace --db {o['workspace']} evaluate --truth {o['world']}",
+        + (f"  report (Parquet, freeze list, manifest)  {o['report']}\n" if o.get("report") else "")
+        + f"next\n  export FUNDTRACE_DB={o['workspace']}\n"
+        "  fundtrace stats\n"
+        "  fundtrace query cases\n"
+        "  fundtrace case CASE_ID --out case.html\n"
+        f"  fundtrace evaluate --truth {o['world']}",
         highlight=False,
         markup=False,
     )
