@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,6 +33,17 @@ from fundtrace.errors import FundtraceError, RejectRateExceeded
 from fundtrace.workspace import Workspace
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_BUSY = 0, 1, 2, 75
+
+
+class Format(StrEnum):
+    """How a command prints its result: a table for people, or JSON for programs."""
+
+    table = "table"
+    json = "json"
+
+
+# The tracing rules (fundtrace.trace.RULES), as a choice for --rule options.
+Rule = StrEnum("Rule", {name: name for name in ("poison", "haircut", "fifo", "lifo", "libr")})
 
 app = typer.Typer(
     name="fundtrace",

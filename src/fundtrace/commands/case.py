@@ -8,21 +8,13 @@ from typing import Annotated
 
 import typer
 
-from fundtrace.cli import app, say, state
+from fundtrace.cli import Rule, app, say, state
 from fundtrace.export.case import write_case
 
 
 class Format(StrEnum):
     html = "html"
     graphml = "graphml"
-
-
-class Rule(StrEnum):
-    poison = "poison"
-    haircut = "haircut"
-    fifo = "fifo"
-    lifo = "lifo"
-    libr = "libr"
 
 
 @app.command()

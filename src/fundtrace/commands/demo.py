@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fundtrace.cli import app, emit, progress_steps, state, stdout
+from fundtrace.cli import Format, app, emit, progress_steps, state, stdout
 from fundtrace.commands.evaluate import money, ratio
 from fundtrace.config import LoadSettings
 from fundtrace.demo import SIZES, run_demo
@@ -19,11 +19,6 @@ from fundtrace.errors import FundtraceError
 class Size(StrEnum):
     small = "small"
     medium = "medium"
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
 
 
 @app.command()

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from fundtrace.cli import app, emit, say, state
+from fundtrace.cli import Format, app, emit, say, state
 from fundtrace.evaluate import evaluate as evaluate_workspace
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
 
 
 @app.command()

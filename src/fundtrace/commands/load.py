@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fundtrace.cli import app, emit, progress_steps, say, state
+from fundtrace.cli import Format, app, emit, progress_steps, say, state
 from fundtrace.config import LoadSettings
 from fundtrace.ingest import load_paths
 from fundtrace.workspace import summary
@@ -25,11 +25,6 @@ class ProfileName(StrEnum):
     native = "native"
     amlsim = "amlsim"
     amlworld = "amlworld"
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
 
 
 @app.command()

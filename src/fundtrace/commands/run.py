@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from fundtrace import pipeline
-from fundtrace.cli import app, emit, progress_steps, say, state
+from fundtrace.cli import Format, Rule, app, emit, progress_steps, say, state
 from fundtrace.commands.report import resolved_config
 from fundtrace.errors import FundtraceError
-
-
-class Rule(StrEnum):
-    poison = "poison"
-    haircut = "haircut"
-    fifo = "fifo"
-    lifo = "lifo"
-    libr = "libr"
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
 
 
 @app.command("run")

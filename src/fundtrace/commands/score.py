@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,20 +11,7 @@ import typer
 
 from fundtrace import score as scoring
 from fundtrace import stats as statistics
-from fundtrace.cli import app, emit, say, state
-
-
-class Rule(StrEnum):
-    poison = "poison"
-    haircut = "haircut"
-    fifo = "fifo"
-    lifo = "lifo"
-    libr = "libr"
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
+from fundtrace.cli import Format, Rule, app, emit, say, state
 
 
 def _json(value: dict) -> None:

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 
 from fundtrace import analyst
-from fundtrace.cli import app, emit, say, state, stdout
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
-
+from fundtrace.cli import Format, app, emit, say, state, stdout
 
 show_app = typer.Typer(
     help="Show everything known about one thing in the workspace.", no_args_is_help=True, rich_markup_mode=None
