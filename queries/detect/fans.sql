@@ -65,11 +65,12 @@ SELECT CASE WHEN h.dir = 'in' THEN 'fan_in' ELSE 'fan_out' END AS typology,
        list_append(e.members, {'account_id': h.acct, 'role': 'hub', 'level': CAST(NULL AS INTEGER)}) AS members,
        e.evidence
 FROM fan_kept h
--- Members and evidence: the one-shot counterparties (one payment in the window) and their payments; a
+-- Members and evidence: the one-shot counterparties (a fan-in's payers are where the money entered: sources) (one payment in the window) and their payments; a
 -- counterparty paying again and again is ordinary business with the hub, not part of the fan.
 JOIN (
   SELECT h.acct, h.dir, h.b, list(DISTINCT x.txn_id ORDER BY x.txn_id) AS evidence,
-         list(DISTINCT {'account_id': w.cp, 'role': 'member', 'level': CAST(NULL AS INTEGER)}) AS members
+         list(DISTINCT {'account_id': w.cp, 'role': CASE WHEN h.dir = 'in' THEN 'source' ELSE 'member' END,
+                        'level': CAST(NULL AS INTEGER)}) AS members
   FROM fan_kept h
   JOIN fan_win w ON w.acct = h.acct AND w.dir = h.dir AND w.wb = h.b AND w.n = 1
   JOIN (SELECT txn_id, t, dst_id AS acct, src_id AS cp, 'in' AS dir FROM dt_tx

@@ -25,7 +25,8 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fundtrace.detect.base import Detection, concat
+from fundtrace import queries
+from fundtrace.detect.base import Detection, concat, params_for
 from fundtrace.detect.settings import DetectSettings
 from fundtrace.detect.sqlfamilies import (
     detect_chains,
@@ -37,6 +38,7 @@ from fundtrace.detect.sqlfamilies import (
     detect_pass_through,
     detect_structuring,
     prepare,
+    run_query,
 )
 from fundtrace.engine import DuckDBEngine
 from fundtrace.errors import UsageError
@@ -49,7 +51,7 @@ TYPOLOGIES = (
     "pass_through", "chain", "fan_in", "fan_out", "scatter_gather", "gather_scatter", "stacked", "bipartite",
     "cycle", "structuring", "card_farm_ring", "new_account_burst", "dormant_active",
 )  # fmt: skip
-_SCRATCH = ("dt_", "pt_", "ch_", "fan_", "ly_", "sg_", "gs_", "bp_", "cy_", "st_", "nb_", "da_", "dx_")
+_SCRATCH = ("dt_", "pt_", "ch_", "fan_", "ly_", "sg_", "gs_", "bp_", "cy_", "st_", "nb_", "da_", "dx_", "dc_")
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,12 @@ def run(
                 det = _keep(det, wanted, cutoffs[fam.name])
                 log.info("%s: %d alerts in %.2fs", fam.name, det.alerts.num_rows, time.perf_counter() - t0)
                 results.append((fam, cutoffs[fam.name], det))
-            _store(ws, engine, settings, results, wanted)
+            if not engine.table_exists("pt_hits"):
+                run_query(engine, "detect_pass_through", settings)
+            pt_cutoff = None
+            if mode == "incremental":
+                pt_cutoff = _floor(since - timedelta(hours=2 * settings.dwell_hours), settings.dwell_hours)
+            _store(ws, engine, settings, results, wanted, pt_cutoff, mode != "incremental")
     finally:
         _drop_scratch(ws.con)
         ws.con.execute(f"SET memory_limit = '{old_limit}'")
@@ -274,8 +281,35 @@ def _keep(det: Detection, wanted: list[str], cutoff: datetime | None) -> Detecti
     )
 
 
-def _store(ws, engine, settings: DetectSettings, results, wanted: list[str]) -> None:
-    """Replace the recomputed part of the stored alerts, atomically."""
+_RAW = (
+    ("detect_raw_alerts", "alerts"),
+    ("detect_raw_members", "alert_members"),
+    ("detect_raw_evidence", "alert_evidence"),
+)
+
+
+def _ensure_raw(con) -> None:
+    """Create the raw alert tables (every alert found, before corroboration) and the pass-through profile.
+
+    A workspace detected before these tables existed starts them from its published alerts.
+    """
+    have = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()}
+    for raw, published in _RAW:
+        if raw not in have:
+            con.execute(f"CREATE TABLE {raw} AS SELECT * FROM {published}").fetchall()
+    if "detect_pt_episodes" not in have:
+        con.execute(
+            "CREATE TABLE detect_pt_episodes (acct UBIGINT, b BIGINT, first_ts TIMESTAMP, in_amt DOUBLE)"
+        ).fetchall()
+
+
+def _store(ws, engine, settings: DetectSettings, results, wanted: list[str], pt_cutoff, full_profile: bool) -> None:
+    """Replace the recomputed part of the raw alerts and of the pass-through profile, then publish.
+
+    Raw alerts and the profile are replaced by time span like before (incremental runs); the published
+    ``alerts`` are rebuilt from the raw ones by ``queries/detect/corroborate.sql`` on every run, since
+    an account's pass-through share depends on its whole history.
+    """
     combined = concat([d for _, _, d in results])
     engine.register("dx_new_alerts", combined.alerts)
     engine.register("dx_new_members", combined.members)
@@ -289,25 +323,55 @@ def _store(ws, engine, settings: DetectSettings, results, wanted: list[str]) -> 
         {"kinds": innocent or [""]},
     )
     detected_at = _now()
+    _ensure_raw(ws.con)
     with ws.transaction() as con:
         for fam, cutoff, _ in results:
             typs = [t for t in fam.typologies if t in wanted]
             where = "typology IN (SELECT unnest($t))" + (" AND start_ts >= $c" if cutoff is not None else "")
             params = {"t": typs} | ({"c": cutoff} if cutoff is not None else {})
-            con.execute(f"CREATE OR REPLACE TEMP TABLE dx_gone AS SELECT alert_id FROM alerts WHERE {where}", params)
-            con.execute("DELETE FROM alert_members WHERE alert_id IN (SELECT alert_id FROM dx_gone)")
-            con.execute("DELETE FROM alert_evidence WHERE alert_id IN (SELECT alert_id FROM dx_gone)")
-            con.execute("DELETE FROM alerts WHERE alert_id IN (SELECT alert_id FROM dx_gone)")
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE dx_gone AS SELECT alert_id FROM detect_raw_alerts WHERE {where}", params
+            )
+            con.execute("DELETE FROM detect_raw_members WHERE alert_id IN (SELECT alert_id FROM dx_gone)")
+            con.execute("DELETE FROM detect_raw_evidence WHERE alert_id IN (SELECT alert_id FROM dx_gone)")
+            con.execute("DELETE FROM detect_raw_alerts WHERE alert_id IN (SELECT alert_id FROM dx_gone)")
         keep = "alert_id NOT IN (SELECT alert_id FROM dx_innocent)"
         con.execute(
-            "INSERT INTO alerts SELECT alert_id, typology, score, start_ts, end_ts, amount, n_accounts, n_txns, "
-            f"summary, $at FROM dx_new_alerts WHERE {keep}",
+            "INSERT INTO detect_raw_alerts SELECT alert_id, typology, score, start_ts, end_ts, amount, n_accounts, "
+            f"n_txns, summary, $at FROM dx_new_alerts WHERE {keep}",
             {"at": detected_at},
         )
         con.execute(
-            "INSERT INTO alert_members SELECT alert_id, bank, account, account_id, role, level "
+            "INSERT INTO detect_raw_members SELECT alert_id, bank, account, account_id, role, level "
             f"FROM dx_new_members WHERE {keep}"
         )
-        con.execute(f"INSERT INTO alert_evidence SELECT DISTINCT alert_id, txn_id FROM dx_new_evidence WHERE {keep}")
+        con.execute(
+            f"INSERT INTO detect_raw_evidence SELECT DISTINCT alert_id, txn_id FROM dx_new_evidence WHERE {keep}"
+        )
+        # The pass-through profile: every episode's money in, replaced from the same cutoff as pass_through.
+        if full_profile:
+            con.execute("DELETE FROM detect_pt_episodes")
+        else:
+            con.execute("DELETE FROM detect_pt_episodes WHERE first_ts >= $c", {"c": pt_cutoff})
+        cond = "" if full_profile else " WHERE first_ts >= $c"
+        con.execute(
+            f"INSERT INTO detect_pt_episodes SELECT acct, b, first_ts, in_amt FROM pt_hits{cond}",
+            {} if full_profile else {"c": pt_cutoff},
+        )
+        _publish(con, engine, settings)
     for name in ("dx_new_alerts", "dx_new_members", "dx_new_evidence"):
         ws.con.unregister(name)
+
+
+def _publish(con, engine, settings: DetectSettings) -> None:
+    """Rebuild ``alerts``, ``alert_members``, ``alert_evidence`` from the raw alerts that are corroborated."""
+    q = queries.get("detect_corroborate")
+    engine.run_steps(q.steps, q.bind(params_for(q, settings)))
+    con.execute("DELETE FROM alert_members")
+    con.execute("DELETE FROM alert_evidence")
+    con.execute("DELETE FROM alerts")
+    con.execute("INSERT INTO alerts SELECT * FROM detect_raw_alerts WHERE alert_id IN (SELECT alert_id FROM dc_keep)")
+    con.execute("INSERT INTO alert_members SELECT * FROM dc_members")
+    con.execute(
+        "INSERT INTO alert_evidence SELECT * FROM detect_raw_evidence WHERE alert_id IN (SELECT alert_id FROM dc_keep)"
+    )

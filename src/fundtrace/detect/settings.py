@@ -17,7 +17,11 @@ class DetectSettings:
 
     memory_limit: str = "1GB"  # DuckDB memory limit while detecting (spills to disk beyond it)
     skip_same_holder: bool = True  # transfers between two accounts of one holder are never evidence
-    innocent_kinds: tuple[str, ...] = ("business", "merchant", "utility", "government", "payroll")
+    innocent_kinds: tuple[str, ...] = ("business", "merchant", "utility", "government", "payroll", "atm")
+    # corroboration: an alert of these typologies needs an account whose money mostly passes through
+    share_min: float = 0.4
+    share_alone: float = 0.9  # a pass-through alert needs no link above this share
+    corroborate: tuple[str, ...] = ("pass_through", "chain", "stacked", "fan_in", "fan_out", "gather_scatter", "cycle")
     # pass-through (FlowScope flow balance)
     dwell_hours: float = 48.0
     keep_max: float = 0.2
@@ -72,7 +76,7 @@ class DetectSettings:
                      "structuring_window_hours", "burst_hours", "dormant_days", "active_hours"):  # fmt: skip
             if getattr(self, name) <= 0:
                 problems.append((name, "must be greater than 0"))
-        for name in ("keep_max", "margin", "min_hop_share"):
+        for name in ("keep_max", "margin", "min_hop_share", "share_min", "share_alone"):
             if not 0 <= getattr(self, name) < 1:
                 problems.append((name, "must be at least 0 and below 1"))
         for name in ("max_hops", "cycle_max_len"):

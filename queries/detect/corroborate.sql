@@ -1,0 +1,48 @@
+-- name: detect_corroborate
+-- kind: detect
+-- description: Corroboration of the raw alerts before they are published: an alert of a corroborated typology is kept only when one of its mules, hubs or members is a pass-through account over its whole history (a pass-through alert, in addition, a link to another such account or to a kept structural alert) (most of the money it ever received left again within the dwell window: the share of pass-through episodes in all its incoming money). Normal people forward money now and then (a salary to rent, a shared bill); a mule does little else. Terminals, merchants and other innocent kinds are not listed as sinks or members (the money left the system there; the payment stays in the evidence).
+-- inputs: detect_raw_alerts, detect_raw_members, detect_pt_episodes, transactions, accounts
+-- outputs: dc_share(acct, pt_amt, in_amt, share); dc_core(acct); dc_keep(alert_id); dc_members (the published members).
+-- param: share_min DOUBLE = 0.4  Smallest share of an account's incoming money that passed through it for the account to corroborate an alert.
+-- param: share_alone DOUBLE = 0.9  A pass-through alert needs no link when at least this share of all the account's incoming money passed through it (it does little else).
+-- param: corroborate VARCHAR = pass_through,chain,stacked,fan_in,fan_out,gather_scatter,cycle  Typologies whose alerts need a corroborating account.
+-- param: innocent_kinds VARCHAR = business,merchant,utility,government,payroll,atm  Account kinds never listed as a sink or member.
+-- step: dc_share
+SELECT p.acct, p.pt_amt, i.in_amt, p.pt_amt / i.in_amt AS share
+FROM (SELECT acct, sum(in_amt) AS pt_amt FROM detect_pt_episodes GROUP BY acct) p
+JOIN (SELECT dst_id AS acct, sum(CAST(amount AS DOUBLE)) AS in_amt FROM transactions
+      WHERE dst_id IN (SELECT acct FROM detect_pt_episodes) AND src_id <> dst_id GROUP BY dst_id) i
+  ON i.acct = p.acct
+-- step: dc_core
+SELECT acct FROM dc_share WHERE share >= $share_min
+-- step: dc_struct
+-- Structural alerts (every typology but pass_through) that are kept.
+SELECT a.alert_id FROM detect_raw_alerts a
+WHERE a.typology <> 'pass_through'
+  AND (a.typology NOT IN (SELECT unnest(string_split($corroborate, ',')))
+       OR a.alert_id IN (SELECT m.alert_id FROM detect_raw_members m
+                         WHERE m.role IN ('mule', 'hub', 'member') AND m.account_id IN (SELECT acct FROM dc_core)))
+-- step: dc_keep
+-- A pass-through alert also needs a link: a payer or payee of the episode passes money through too
+-- (a multi-hop structure), or the account is a mule, hub or member of a kept structural alert, or
+-- nearly all its money ever passed through (share_alone).
+SELECT alert_id FROM dc_struct
+UNION ALL
+SELECT a.alert_id FROM detect_raw_alerts a
+JOIN detect_raw_members m ON m.alert_id = a.alert_id AND m.role = 'mule'
+WHERE a.typology = 'pass_through'
+  AND ('pass_through' NOT IN (SELECT unnest(string_split($corroborate, ',')))
+       OR m.account_id IN (SELECT acct FROM dc_share WHERE share >= $share_alone)
+       OR (m.account_id IN (SELECT acct FROM dc_core)
+           AND (EXISTS (SELECT 1 FROM detect_raw_members o WHERE o.alert_id = a.alert_id AND o.role <> 'mule'
+                        AND o.account_id IN (SELECT acct FROM dc_core))
+                OR m.account_id IN (SELECT s.account_id FROM detect_raw_members s
+                                    WHERE s.alert_id IN (SELECT alert_id FROM dc_struct)
+                                      AND s.role IN ('mule', 'hub', 'member')))))
+-- step: dc_members
+SELECT m.alert_id, m.bank, m.account, m.account_id, m.role, m.level
+FROM detect_raw_members m
+LEFT JOIN accounts ac ON ac.account_id = m.account_id
+WHERE m.alert_id IN (SELECT alert_id FROM dc_keep)
+  AND (m.role IN ('mule', 'hub', 'source') OR ac.kind IS NULL
+       OR lower(ac.kind) NOT IN (SELECT unnest(string_split($innocent_kinds, ','))))
