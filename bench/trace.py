@@ -8,6 +8,7 @@ RSS of that process.
 
     python bench/trace.py                 # 1 M and 10 M rows, 1,000 cases
     python bench/trace.py --rows 1000000  # one size only
+    python bench/trace.py --dir /tmp/tb --keep  # build once into /tmp/tb, reuse the workspaces later
 """
 
 from __future__ import annotations
@@ -137,6 +138,9 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=None)
     ap.add_argument("--max-hops", type=int, default=8)
     ap.add_argument("--min-amount", type=float, default=1.0)
+    ap.add_argument(
+        "--keep", action="store_true", help="keep each workspace in --dir and reuse it on the next run (no rebuild)"
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -150,8 +154,13 @@ def main() -> None:
     )
     for size in sizes:
         path = base / f"trace_{size}.duckdb"
-        path.unlink(missing_ok=True)
-        info = build(path, size, args.cases)
+        if args.keep and path.exists():
+            with Workspace(path) as ws:
+                n = ws.con.execute("SELECT count(*) FROM transactions").fetchall()[0][0]
+            info = {"rows": n, "build_s": "reused"}
+        else:
+            path.unlink(missing_ok=True)
+            info = build(path, size, args.cases)
         child = subprocess.run(
             [
                 sys.executable,
@@ -173,7 +182,8 @@ def main() -> None:
             f"{1000 * r['wall_s'] / max(r['cases'], 1):>8.1f} {r['peak_gib']:>9} {r['accounts']:>9,} "
             f"{r['rows']:>12,} {r['passes']:>6} {r['rows_replayed']:>10,} {r['flows']:>8,} {r['holdings']:>9,}"
         )
-        path.unlink(missing_ok=True)
+        if not args.keep:
+            path.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

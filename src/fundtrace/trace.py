@@ -249,26 +249,131 @@ class _Result:
     ledger_rows: int = 0
 
 
-def _simulate(a, sl: _Slice, edges: dict, case_end: dict, max_hops: int, min_follow: float):
-    """Replay account ``a``'s slice for every case at once.
+class _Live:
+    """An account from its first tainted arrival on: its pools, the cases present, where it is in its slice."""
 
-    ``edges``: txn -> {case: ((haircut, fifo, lifo, libr), hop)}: the followed tainted parts of every flow.
-    Returns (flows, holdings, out) where ``out`` maps each outgoing txn this account sends followed taint
-    through to (dst, {case: (parts, hop)}).
+    __slots__ = ("acct", "sl", "i", "st", "ending")
+
+    def __init__(self, acct, sl: _Slice, i: int, balance: float):
+        self.acct = acct
+        self.sl = sl
+        self.i = i  # next row of the slice to process
+        self.st = _Account(balance)
+        self.ending: list[tuple[int, str]] = []  # heap of (end, case) of the cases present
+
+
+def _row_at(sl: _Slice, key: tuple[int, str]) -> int:
+    """Index of the first slice row at or after ``key`` (ts, txn)."""
+    i = bisect.bisect_left(sl.ts, key[0])
+    while i < len(sl.ts) and sl.ts[i] == key[0] and sl.txn[i] < key[1]:
+        i += 1
+    return i
+
+
+def _trace(
+    load: Callable[[dict[Any, tuple[int, str]], Any], dict[Any, _Slice]],
+    victims: list[tuple[str, str, int, Any, float, float]],
+    case_end: dict[str, int],
+    max_hops: int,
+    min_amount: float,
+) -> _Result:
+    """Follow the victims' payments through every account they reach, in one pass in global time order.
+
+    ``victims``: (case, txn, ts, dst account, payment amount, tainted amount). ``load(requests, known)``
+    returns the slices of the requested accounts, each from its requested (ts, txn) on, and may return
+    slices of other accounts not in ``known`` (a prefetched next frontier).
+
+    Every ledger row of the accounts the money reaches is processed once, for all cases together, in
+    (ts, txn) order across accounts (a transfer's payer side before its payee side), so the taint a
+    transfer carries is known before its payee books it. An account becomes live at its first tainted
+    arrival, with the balance its slice gives at that moment. Ledgers are fetched in waves: when money is
+    about to reach an account whose ledger is not loaded yet, every account a live account may still pay
+    (at least ``min_amount``, not cashed out, to a bank with data) is loaded in one round trip, with the
+    accounts those pay in turn prefetched.
     """
-    st = _Account(sl.before)
-    cases = st.cases  # case -> [level, first_ts, last_ts]; a case leaves it at its end (holdings taken)
-    flows: list[tuple] = []
-    holdings: list[tuple] = []
-    out_edges: dict[str, tuple] = {}
-    ending: list[tuple[int, str]] = []  # heap of (end, case) of the cases present
+    res = _Result()
+    min_follow = max(min_amount, _EPS)
+    edges: dict[str, dict[str, tuple]] = {}  # txn -> {case: ((haircut, fifo, lifo, libr), hop)}
+    slices: dict[Any, _Slice] = {}
+    live: dict[Any, _Live] = {}
+    wants: dict[Any, tuple[int, str]] = {}  # accounts a live account may pay -> earliest such payment
+    heap: list[tuple] = []  # (ts, txn, side, seq, account): side -1 = a victim's payment, 0 payer, 1 payee
+    seq = 0
+    flows = res.flows
+    holdings = res.holdings
 
-    def snapshot(case: str, at: int) -> None:
-        info = cases.pop(case)
+    requests: dict[Any, tuple[int, str]] = {}
+    for case, tx, t, dst, amount, taint in sorted(victims, key=lambda v: (v[2], v[1], v[0])):
+        if case_end[case] < t:
+            continue
+        edges.setdefault(tx, {})[case] = ((taint, taint, taint, taint), 0)
+        flows.append((case, 0, tx, t, amount, amount, taint, taint, taint, taint, None))
+        key = (t, tx)
+        if dst not in requests or key < requests[dst]:
+            requests[dst] = key
+        heapq.heappush(heap, (t, tx, -1, seq, dst))
+        seq += 1
+
+    def fetch(requests: dict[Any, tuple[int, str]]) -> None:
+        res.loads += 1
+        fresh = load(requests, slices.keys())
+        for acct, key in requests.items():
+            slices[acct] = fresh.get(acct) or _Slice(key, 0.0, [], [], [], [], [], [], [])
+            wants.pop(acct, None)
+        for acct, sl in fresh.items():  # prefetched: made live only once money reaches it
+            if acct not in slices:
+                slices[acct] = sl
+
+    def wave(acct, key: tuple[int, str]) -> None:
+        """Load ``acct`` from ``key`` on, with every account a live account may still pay."""
+        todo = {acct: key}
+        for a, k in wants.items():
+            if a in live or a in todo:
+                continue
+            k = max(k, key)  # nothing before the clock matters for an account not yet live
+            have = slices.get(a)
+            if have is None or have.start > k:
+                todo[a] = k
+        wants.clear()
+        fetch(todo)
+
+    def start(acct, key: tuple[int, str]) -> _Live:
+        """Make ``acct`` live at ``key`` (its first tainted arrival)."""
+        nonlocal seq
+        sl = slices.get(acct)
+        if sl is None or sl.start > key:
+            wave(acct, key)
+            sl = slices[acct]
+        i = _row_at(sl, key)
+        balance = sl.before
+        amt, dst = sl.amount, sl.dst
+        for k in range(i):
+            balance += amt[k] if dst[k] == acct else -amt[k]
+        lv = _Live(acct, sl, i, balance)
+        live[acct] = lv
+        res.simulations += 1
+        src, cash, ddata, ts, txn = sl.src, sl.cash, sl.ddata, sl.ts, sl.txn
+        for k in range(i, len(txn)):  # whom it may pay from now on
+            if src[k] == acct and dst[k] != acct and amt[k] >= min_follow and not cash[k] and ddata[k]:
+                d = dst[k]
+                if d in live:
+                    continue
+                kk = (ts[k], txn[k])
+                have = slices.get(d)
+                if (have is None or have.start > kk) and (d not in wants or kk < wants[d]):
+                    wants[d] = kk
+        if i < len(txn):
+            heapq.heappush(heap, (ts[i], txn[i], 0 if src[i] == acct else 1, seq, acct))
+            seq += 1
+        return lv
+
+    def snapshot(lv: _Live, case: str, at: int) -> None:
+        st = lv.st
+        info = st.cases.pop(case)
         holdings.append(
             (
                 case,
-                a,
+                lv.acct,
                 info[0],
                 info[1],
                 info[2],
@@ -282,14 +387,31 @@ def _simulate(a, sl: _Slice, edges: dict, case_end: dict, max_hops: int, min_fol
             )
         )
 
-    txn, ts, src, dst, amt, cash, ddata = sl.txn, sl.ts, sl.src, sl.dst, sl.amount, sl.cash, sl.ddata
-    for i in range(len(txn)):
-        t = ts[i]
+    if requests:
+        fetch(requests)
+    while heap:
+        t, tx, side, _, a = heapq.heappop(heap)
+        if side < 0:  # a victim's payment: its payee becomes live now if it is not yet
+            if a not in live:
+                start(a, (t, tx))
+            continue
+        lv = live[a]
+        sl = lv.sl
+        i = lv.i
+        lv.i = i + 1
+        if lv.i < len(sl.txn):
+            j = lv.i
+            heapq.heappush(heap, (sl.ts[j], sl.txn[j], 0 if sl.src[j] == a else 1, seq, a))
+            seq += 1
+        res.rows += 1
+        st = lv.st
+        cases = st.cases  # case -> [level, first_ts, last_ts]; a case leaves it at its end (holdings taken)
+        ending = lv.ending
         while ending and ending[0][0] < t:
             end, c = heapq.heappop(ending)
-            snapshot(c, end)
-        tx, amount = txn[i], amt[i]
-        if src[i] == a:
+            snapshot(lv, c, end)
+        amount = sl.amount[i]
+        if sl.src[i] == a:
             bal = st.bal
             st.bal = bal - amount
             if not cases:  # no live case's money here: only the balance and the lots move
@@ -328,17 +450,22 @@ def _simulate(a, sl: _Slice, edges: dict, case_end: dict, max_hops: int, min_fol
                     level = info[0]
                     if level > max_hops or max(p) < min_follow:
                         continue  # below the threshold or past the hop limit: no longer followed
-                    stop = "cash_out" if cash[i] else (None if ddata[i] else "no_data_bank")
+                    stop = "cash_out" if sl.cash[i] else (None if sl.ddata[i] else "no_data_bank")
                     flows.append((c, level, tx, t, amount, amount, p[0], p[1], p[2], p[3], stop))
                     if stop is None:
                         if followed is None:
                             followed = {}
                         followed[c] = (tuple(p), level)
                 if followed:
-                    out_edges[tx] = (dst[i], followed, t)
-        if dst[i] == a:
+                    if tx in edges:  # a victim's payment out of an account another case's money reached
+                        followed = edges[tx] | followed
+                    edges[tx] = followed
+                    d = sl.dst[i]
+                    if d not in live:
+                        start(d, (t, tx))
+        if sl.dst[i] == a:
             st.bal += amount
-            inc = edges.get(tx)
+            inc = edges.pop(tx, None)
             if not inc:
                 _append(st.fifo, _CLEAN, amount)
                 _append(st.lifo, _CLEAN, amount)
@@ -366,99 +493,12 @@ def _simulate(a, sl: _Slice, edges: dict, case_end: dict, max_hops: int, min_fol
                     lifo_parts[c] = l_
             _append(st.fifo, _lot(fifo_parts, amount), amount)
             _append(st.lifo, _lot(lifo_parts, amount), amount)
-    while ending:
-        end, c = heapq.heappop(ending)
-        snapshot(c, end)
-    return flows, holdings, out_edges
-
-
-def _trace(
-    load: Callable[[dict[Any, tuple[int, str]], Any], dict[Any, _Slice]],
-    victims: list[tuple[str, str, int, Any, float, float]],
-    case_end: dict[str, int],
-    max_hops: int,
-    min_amount: float,
-) -> _Result:
-    """Follow the victims' payments to a fixed point, pulling ledgers hop by hop.
-
-    ``victims``: (case, txn, ts, dst account, payment amount, tainted amount). ``load(requests, known)``
-    returns the slices of the requested accounts, each from its requested (ts, txn) on, and may return
-    slices of other accounts not in ``known`` (a prefetched next frontier). Accounts are replayed in
-    order of their first tainted arrival; an account is replayed again only when the taint reaching it
-    changes (money coming back round a cycle, or a later-discovered path), so each touched ledger is
-    normally processed once, for all cases together.
-    """
-    res = _Result()
-    min_follow = max(min_amount, _EPS)
-    edges: dict[str, dict[str, tuple]] = {}
-    outs: dict[Any, dict[str, tuple]] = {}
-    per_account: dict[Any, tuple[list, list]] = {}
-    slices: dict[Any, _Slice] = {}
-    requests: dict[Any, tuple[int, str]] = {}
-    victim_flows = []
-    for case, tx, t, dst, amount, taint in sorted(victims, key=lambda v: (v[2], v[1], v[0])):
-        if case_end[case] < t:
-            continue
-        edges.setdefault(tx, {})[case] = ((taint, taint, taint, taint), 0)
-        victim_flows.append((case, 0, tx, t, amount, amount, taint, taint, taint, taint, None))
-        key = (t, tx)
-        if dst not in requests or key < requests[dst]:
-            requests[dst] = key
-    heap: list[tuple] = []  # (earliest changed input (ts, txn), account): replay the earliest change first
-    dirty: dict[Any, tuple[int, str]] = {}
-    budget = 0
-
-    def mark(acct, key) -> None:
-        if acct not in dirty or key < dirty[acct]:
-            dirty[acct] = key
-            heapq.heappush(heap, (key, acct))
-
-    while requests or heap:
-        if requests:
-            res.loads += 1
-            fresh = load(requests, slices.keys())
-            for acct in requests:
-                slices[acct] = fresh.get(acct) or _Slice(requests[acct], 0.0, [], [], [], [], [], [], [])
-                mark(acct, slices[acct].start)
-            for acct, sl in fresh.items():  # prefetched next frontier: replayed only once taint reaches it
-                if acct not in slices:
-                    slices[acct] = sl
-            requests = {}
-        while heap:
-            key, acct = heapq.heappop(heap)
-            if dirty.get(acct) != key:
-                continue  # superseded by an earlier change
-            del dirty[acct]
-            budget += 1
-            if budget > 50 * (len(slices) + 10):
-                raise InputError("trace did not settle (taint keeps changing around a cycle)")
-            sl = slices[acct]
-            flows, holdings, out = _simulate(acct, sl, edges, case_end, max_hops, min_follow)
-            res.simulations += 1
-            res.rows += len(sl.txn)
-            per_account[acct] = (flows, holdings)
-            old = outs.get(acct, {})
-            outs[acct] = out
-            for tx in old.keys() | out.keys():
-                before, after = old.get(tx), out.get(tx)
-                if before == after:
-                    continue
-                target, _, t = after or before
-                if after is None:
-                    edges.pop(tx, None)
-                else:
-                    edges[tx] = after[1]
-                edge = (t, tx)
-                have = slices.get(target)
-                if have is None or edge < have.start:
-                    if target not in requests or edge < requests[target]:
-                        requests[target] = edge
-                else:
-                    mark(target, edge)
+    for lv in live.values():
+        while lv.ending:
+            end, c = heapq.heappop(lv.ending)
+            snapshot(lv, c, end)
     res.accounts = len(slices)
     res.ledger_rows = sum(len(sl.txn) for sl in slices.values())
-    res.flows = victim_flows + [f for fl, _ in per_account.values() for f in fl]
-    res.holdings = [h for _, hl in per_account.values() for h in hl]
     return res
 
 
