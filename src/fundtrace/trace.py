@@ -784,23 +784,32 @@ def run(ws, case_ids=None, *, settings: TraceSettings | None = None, as_of: date
             "SELECT bank FROM accounts UNION SELECT DISTINCT src_bank FROM transactions"
         ).fetchall()
 
+    last_end = max(case_end.values()) if case_end else None
+    table = engine.run_query(
+        queries.get("trace_all"), {"until": cutoff, "cash_out": ",".join(schema.CASH_OUT_CHANNELS)}
+    )
+    balances = {
+        a: (b, None if at is None else _us(at))
+        for a, b, at in con.execute(
+            "SELECT account_id, CAST(balance AS DOUBLE), balance_at FROM accounts WHERE balance IS NOT NULL"
+        ).fetchall()
+    }
+    ledgers = _Ledgers(table, balances, None if last_end is None else _us(last_end))
+    del table
+    rows = starts.select("case_id", "txn_id", "ts", "dst_id", "amount", "taint").rows()
+    rank = ledgers.rank([r[1] for r in rows])
     victims = [
-        (case, txn_id, _us(ts), dst_id, amount, taint)
-        for case, txn_id, ts, dst_id, amount, taint in starts.select(
-            "case_id", "txn_id", "ts", "dst_id", "amount", "taint"
-        ).iter_rows()
+        (case, rank[txn_id], _us(ts), dst_id, amount, taint)
+        for case, txn_id, ts, dst_id, amount, taint in rows
+        if txn_id in rank
     ]
     end_us = {c: _us(e) for c, e in case_end.items()}
-    last_end = max(case_end.values()) if case_end else None
 
-    def load(requests: dict[int, tuple[int, str]], known) -> dict[int, _Slice]:
-        out, nxt = _load(con, engine, requests, cutoff, last_end, settings.min_amount)
-        nxt = {a: k for a, k in nxt.items() if a not in known and a not in out}
-        if nxt:  # one hop ahead in the same round trip: most of these will be reached
-            out.update(_load(con, engine, nxt, cutoff, last_end, settings.min_amount)[0])
-        return out
-
-    result = _trace(load, victims, end_us, settings.max_hops, settings.min_amount)
+    result = _trace(ledgers.load, victims, end_us, settings.max_hops, settings.min_amount)
+    if result.flows:  # transaction keys back to ids
+        ids = ledgers.txn_ids.take(pa.array([f[2] for f in result.flows], pa.int64())).to_pylist()
+        result.flows = [f[:2] + (tx,) + f[3:] for f, tx in zip(result.flows, ids, strict=True)]
+    del ledgers
     log.info(
         "trace: %d accounts, %d ledger rows replayed in %d replays, %d loads",
         result.accounts,
@@ -824,61 +833,96 @@ def run(ws, case_ids=None, *, settings: TraceSettings | None = None, as_of: date
     }
 
 
-def _load(con, engine, requests, cutoff, last_end, min_amount) -> tuple[dict[int, _Slice], dict]:
-    """Pull the ledger slices of the requested accounts, each from its (ts, txn) on, in one query.
+class _Ledgers:
+    """Every ledger row a trace may read, indexed by account in memory: one DuckDB scan, then slices are free.
 
-    Also returns the next frontier: payees of their outflows of at least ``min_amount`` -> the first such
-    (ts, txn).
+    Rows are numbered in global (ts, txn_id) order and the engine uses that number as the transaction key
+    (same order, cheaper than strings); ``txn_ids`` maps it back.
     """
-    new = pl.DataFrame(
-        {
-            "account_id": list(requests),
-            "start_ts": [_from_us(k[0]) for k in requests.values()],
-            "start_txn": [k[1] for k in requests.values()],
-        },
-        schema={"account_id": pl.UInt64, "start_ts": pl.Datetime("us"), "start_txn": pl.String},
-    )
-    con.register("_trace_new_arrow", new.to_arrow())
-    con.execute("CREATE OR REPLACE TEMP TABLE _trace_new AS SELECT * FROM _trace_new_arrow").fetchall()
-    con.unregister("_trace_new_arrow")
-    part = pl.from_arrow(
-        engine.run_query(
-            queries.get("trace_ledger"),
-            {
-                "until": cutoff,
-                "end_ts": last_end,
-                "cash_out": ",".join(schema.CASH_OUT_CHANNELS),
-                "min_amount": max(min_amount, _EPS),
-            },
-        )
-    )
-    nxt = {
-        a: (_us(t), tx)
-        for a, tx, t in part.filter(pl.col("kind") == "next").select("account_id", "txn_id", "ts").iter_rows()
-    }
-    before = dict(part.filter(pl.col("kind") == "open").select("account_id", "before").iter_rows())
-    legs = part.filter(pl.col("kind") == "txn").sort("account_id", "ts", "txn_id")
-    ids = legs["account_id"].to_list()
-    cols = [
-        legs["txn_id"].to_list(),
-        legs["ts"].dt.epoch("us").to_list(),
-        legs["src_id"].to_list(),
-        legs["dst_id"].to_list(),
-        legs["amount"].to_list(),
-        legs["cash_out"].to_list(),
-        legs["dst_data"].to_list(),
-    ]
-    out: dict[int, _Slice] = {}
-    lo = 0
-    for hi in range(1, len(ids) + 1):
-        if hi == len(ids) or ids[hi] != ids[lo]:
-            acct = ids[lo]
-            out[acct] = _Slice(requests[acct], float(before.get(acct, 0.0)), *[c[lo:hi] for c in cols])
-            lo = hi
-    for acct, key in requests.items():
-        if acct not in out:
-            out[acct] = _Slice(key, float(before.get(acct, 0.0)), [], [], [], [], [], [], [])
-    return out, nxt
+
+    def __init__(self, table: pa.Table, balances: dict[int, tuple[float, int | None]], end_us: int | None):
+        import numpy as np
+
+        self.np = np
+        n = table.num_rows
+        self.txn_ids = table.column("txn_id")
+        self.ts = table.column("ts").cast(pa.timestamp("us")).cast(pa.int64()).to_numpy()
+        src_col = table.column("src_id")
+        self.virtual = src_col.is_null().to_numpy(zero_copy_only=False)
+        self.src = src_col.fill_null(0).to_numpy()
+        self.dst = table.column("dst_id").to_numpy()
+        self.amount = table.column("amount").to_numpy()
+        self.cash = table.column("cash_out").to_numpy(zero_copy_only=False)
+        self.ddata = table.column("dst_data").to_numpy(zero_copy_only=False)
+        rank = np.arange(n, dtype=np.int64)
+        keep_src = ~self.virtual & (self.src != self.dst)  # a self-transfer is one row of its ledger
+        acct = np.concatenate([self.src[keep_src], self.dst])
+        legs = np.concatenate([rank[keep_src], rank])
+        delta = np.concatenate([-self.amount[keep_src], self.amount * (self.src != self.dst)])
+        order = np.lexsort((legs, acct))
+        acct, self.legs, delta = acct[order], legs[order], delta[order]
+        del order
+        self.accounts, self.first = np.unique(acct, return_index=True)
+        del acct
+        self.bounds = np.append(self.first, len(self.legs))
+        self.cum = np.concatenate([[0.0], np.cumsum(delta)])  # cum[k] = sum of delta[:k]
+        running = self.cum[1:] - np.repeat(self.cum[self.first], np.diff(self.bounds))
+        lowest = np.minimum.reduceat(running, self.first) if len(running) else running
+        self.derived = np.maximum(0.0, -np.minimum(0.0, lowest))  # smallest opening keeping it non-negative
+        self.delta = delta
+        self.balances = balances
+        self.end_rank = n if end_us is None else int(np.searchsorted(self.ts, end_us, side="right"))
+
+    def rank(self, txn_ids: list[str]) -> dict[str, int]:
+        import pyarrow.compute as pc
+
+        found = pc.index_in(self.txn_ids, value_set=pa.array(sorted(set(txn_ids)), pa.string()))
+        hits = pc.indices_nonzero(found.is_valid()).to_numpy()
+        keys = self.txn_ids.take(pa.array(hits)).to_pylist()
+        return dict(zip(keys, hits.tolist(), strict=True))
+
+    def opening(self, acct: int, k: int | None) -> float:
+        given = self.balances.get(acct)
+        if given is None:
+            return float(self.derived[k]) if k is not None else 0.0
+        balance, at = given
+        if at is None or k is None:
+            return balance
+        s, e = int(self.bounds[k]), int(self.bounds[k + 1])
+        upto = int(self.np.searchsorted(self.ts[self.legs[s:e]], at, side="right"))
+        return balance - float(self.cum[s + upto] - self.cum[s])
+
+    def load(self, requests: dict[int, tuple[int, int]], known=None) -> dict[int, _Slice]:
+        np = self.np
+        out: dict[int, _Slice] = {}
+        for acct, key in requests.items():
+            k = int(np.searchsorted(self.accounts, acct))
+            if k >= len(self.accounts) or int(self.accounts[k]) != acct:
+                out[acct] = _Slice(key, self.opening(acct, None), [], [], [], [], [], [], [])
+                continue
+            s, e = int(self.bounds[k]), int(self.bounds[k + 1])
+            rows = self.legs[s:e]
+            i0 = int(np.searchsorted(rows, key[1]))
+            i1 = int(np.searchsorted(rows, self.end_rank))
+            before = self.opening(acct, k) + float(self.cum[s + i0] - self.cum[s])
+            r = rows[i0:i1] if i1 > i0 else rows[:0]
+            src = self.src[r].tolist()
+            virtual = self.virtual[r]
+            if virtual.any():
+                for j in np.flatnonzero(virtual).tolist():
+                    src[j] = None
+            out[acct] = _Slice(
+                key,
+                before,
+                r.tolist(),
+                self.ts[r].tolist(),
+                src,
+                self.dst[r].tolist(),
+                self.amount[r].tolist(),
+                self.cash[r].tolist(),
+                self.ddata[r].tolist(),
+            )
+        return out
 
 
 _FLOW_SCHEMA = {
