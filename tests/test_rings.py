@@ -50,6 +50,23 @@ CHAIN_LINKS = [
     link("ABC", "X1", "device", "D-X"), link("CCB", "X2", "device", "D-X"),
     link("CCB", "X2", "bank_card", "C-X"), link("BOC", "X3", "bank_card", "C-X"),
 ]  # fmt: skip
+# A household of strangers to the bank: three people at three banks, accounts opened years apart,
+# sharing the home IP, the family tablet and a parent's phone number. Sharing everything is what
+# families do; nothing was opened together, so it stays far below the reporting threshold.
+HOUSEHOLD = [acct(b, f"H{i}", f"hh-{i}", f"20{14 + 3 * i}-0{1 + i}-10T08:00:00", phone="13900000000")
+             for i, b in enumerate(["ICBC", "ABC", "CCB"])]  # fmt: skip
+HOUSEHOLD_LINKS = [link(a["bank"], a["account"], k, v) for a in HOUSEHOLD for k, v in [("ip", "36.1.2.3"),
+                   ("device", "TABLET-1")]]  # fmt: skip
+# The same household where two of the three accounts happen to be opened in the same week.
+HOUSEHOLD_PAIR = [dict(a, opened_at="2024-02-0" + str(i + 1) + "T08:00:00") if i < 2 else a
+                  for i, a in enumerate(HOUSEHOLD)]  # fmt: skip
+# A farm of forged ID cards: each ID card opens three accounts at three banks within two days; the
+# nine accounts share three phone cards, two devices and an IP.
+IDFARM = [acct(b, f"G{i}", f"forged-{i // 3}", f"2024-03-0{1 + i % 2}T1{i % 3}:00:00")
+          for i, b in enumerate(["ICBC", "ABC", "CCB"] * 3)]  # fmt: skip
+IDFARM_LINKS = [link(a["bank"], a["account"], k, v) for i, a in enumerate(IDFARM)
+                for k, v in [("phone_card", f"P-G{i % 3}"), ("device", f"D-G{i % 2}"), ("ip", "117.0.0.9"),
+                             ("id_card", f"ID-{i // 3}")]]  # fmt: skip
 # Two accounts sharing everything are not a ring of three.
 PAIR = [acct("ICBC", f"Q{i}", f"q-{i}", "2024-04-01T00:00:00") for i in range(2)]
 PAIR_LINKS = [link("ICBC", f"Q{i}", k, "V") for i in range(2) for k in ["device", "phone_card", "ip"]]
@@ -91,6 +108,14 @@ CASES = [
          rings=[{"Q0", "Q1"}]),
     Case("ip_kind_switched_off", PAIR, PAIR_LINKS, settings={"min_score": 0.0, "min_ring_size": 2,
          "kinds": ("device",)}, rings=[{"Q0", "Q1"}], summary_has=("1 identifier of 1 kind",)),
+    Case("household_not_reported", HOUSEHOLD, HOUSEHOLD_LINKS, rings=[]),
+    Case("household_sharing_everything_scores_low", HOUSEHOLD, HOUSEHOLD_LINKS, settings={"min_score": 0.0},
+         rings=[{"H0", "H1", "H2"}], max_score=0.2, summary_has=("3 identifiers of 3 kinds",)),
+    Case("household_chance_pair_not_reported", HOUSEHOLD_PAIR, HOUSEHOLD_LINKS, rings=[]),
+    Case("forged_id_cards_opening_several_accounts_are_a_ring", IDFARM, IDFARM_LINKS,
+         rings=[{a["account"] for a in IDFARM}], min_score=0.9, summary_has=("9 accounts at 3 banks (3 holders",)),
+    Case("households_and_forged_farm_together", HOUSEHOLD + IDFARM + OFFICE + FAMILY,
+         HOUSEHOLD_LINKS + IDFARM_LINKS + OFFICE_LINKS, rings=[{a["account"] for a in IDFARM}]),
     Case("everything_together", FARM + FAMILY + PUBLIC + OFFICE, FARM_LINKS + PUBLIC_LINKS + OFFICE_LINKS,
          rings=[{"F0", "F1", "F2", "F3", "F4"}]),
 ]  # fmt: skip

@@ -9,7 +9,10 @@
 -- param: min_score DOUBLE = 0.5  Rings scoring below this are not reported.
 -- param: evidence_txns INTEGER = 20  At most this many of the members' transactions (the earliest) are kept as evidence per ring.
 --
--- The score (in [0, 1]) is holder_factor * (0.30 s_link + 0.30 s_kinds + 0.15 s_banks + 0.25 s_opened):
+-- The score (in [0, 1]) is holder_factor * (0.35 + 0.65 sharing) * (0.2 + 0.8 s_opened), where
+-- sharing = 0.4 s_link + 0.3 s_kinds + 0.3 s_banks says how much the members share, and opening together
+-- is a gate, not one more term: sharing alone is what families and offices do, so a ring whose accounts
+-- were opened years apart keeps at most 0.2 of its score whatever it shares.
 --   s_link        mean over members of 1 - exp(-2 * sum of the Fraudar weights 1/ln(d + 5) of the shared
 --                 identifiers the member holds): rare identifiers, and several of them, count most;
 --   s_kinds       mean over members of (distinct kinds of identifier the member shares - 1) / 2, capped at 1:
@@ -18,11 +21,13 @@
 --   s_opened      q^2, q = share of the other members opened within open_window_days after the member whose
 --                 window holds the most (unknown opening dates count as not together); squared so that a
 --                 chance pair in a ring of three (q = 0.5) counts 0.25 and a ring opened together counts 1;
---   holder_factor 0.5 + 0.5 * (distinct holders - 1) / (accounts - 1): cards bought from many people; one
---                 person's own accounts score half (unknown holders count as distinct).
--- A family sharing one phone (one kind, one bank, opened years apart) scores about 0.2; an office sharing
--- a device about 0.15; strangers behind one home IP at three banks with two opened the same week 0.4;
--- five cards on one phone card and one device, at three banks, opened the same week 0.8.
+--   holder_factor 0.5 + 0.5 * min(1, (distinct holders - 1) / 2): one person's own accounts score half, two
+--                 holders three quarters, three or more in full (a farm's bought or forged ID cards may each
+--                 open several accounts; unknown holders count as distinct).
+-- A family sharing one phone (one kind, one bank, opened years apart) scores about 0.1; an office sharing
+-- a device about 0.1; strangers sharing a home IP, a tablet and a phone at three banks, opened years apart,
+-- at most 0.2 (0.4 with a chance pair opened the same week); one person's three accounts opened the same
+-- week about 0.35; five cards on one phone card and one device, at three banks, opened the same week 0.85.
 -- step: rs_all
 SELECT cc.component AS ring, a.account_id, a.bank, a.account
 FROM rg_cc AS cc
@@ -83,12 +88,13 @@ SELECT st.ring, st.n_accounts, st.n_banks, st.n_holders, k.n_kinds, k.n_identifi
        st.s_kinds,
        least(1.0, (st.n_banks - 1) / 2.0) AS s_banks,
        ((st.open_max - 1) / (st.n_accounts - 1.0)) * ((st.open_max - 1) / (st.n_accounts - 1.0)) AS s_opened,
-       0.5 + 0.5 * (st.n_holders - 1) / (st.n_accounts - 1.0) AS holder_factor
+       0.5 + 0.5 * least(1.0, (st.n_holders - 1) / 2.0) AS holder_factor
 FROM rs_stats AS st
 JOIN rs_kinds AS k ON k.ring = st.ring
 -- step: rs_scored
 SELECT *,
-       holder_factor * (0.30 * s_link + 0.30 * s_kinds + 0.15 * s_banks + 0.25 * s_opened) AS score
+       holder_factor * (0.35 + 0.65 * (0.4 * s_link + 0.3 * s_kinds + 0.3 * s_banks)) * (0.2 + 0.8 * s_opened)
+           AS score
 FROM rs_signals
 -- step: rs_out_members
 SELECT m.ring, m.account_id, m.bank, m.account

@@ -6,7 +6,10 @@ one connected component. Identifiers shared by too many accounts (a public IP, a
 hubs and ignored, otherwise everything would be one component; the remaining components with at
 least ``min_ring_size`` accounts are rings, scored by how much they look like a farm (see
 ``queries/detect/rings_score.sql`` for the formula): rare identifiers (Fraudar's 1/ln(d + 5)),
-several identifier kinds, several banks, accounts opened together, many different holders.
+several identifier kinds, several banks, several holders, and - as a gate rather than one more
+term - accounts opened together. Families and offices share phones, tablets, home and office IPs
+just as much as a farm does; what they do not do is open their accounts in the same week, so a
+ring opened years apart keeps at most a fifth of its sharing score and is never reported.
 """
 
 from __future__ import annotations
