@@ -16,9 +16,21 @@ WITH r AS (
            sum(CASE $rule WHEN 'poison' THEN held_poison WHEN 'haircut' THEN held_haircut WHEN 'fifo' THEN held_fifo
                           WHEN 'lifo' THEN held_lifo WHEN 'libr' THEN held_libr END) AS held
     FROM trace_holdings GROUP BY case_id
+), listed AS (
+    -- An account listed for several cases is split among them by what it holds of each (under the list's rule),
+    -- so no case is credited with another victim's money.
+    SELECT c.case_id, fz.bank, fz.account, fz.amount_to_freeze,
+           coalesce(CASE fz.rule WHEN 'poison' THEN th.held_poison WHEN 'haircut' THEN th.held_haircut
+                                 WHEN 'fifo' THEN th.held_fifo WHEN 'lifo' THEN th.held_lifo
+                                 WHEN 'libr' THEN th.held_libr END, 0) AS held
+    FROM freeze_list fz, unnest(string_split(fz.case_ids, ';')) AS c(case_id)
+    LEFT JOIN trace_holdings th ON th.case_id = c.case_id AND th.bank = fz.bank AND th.account = fz.account
 ), fl AS (
-    SELECT c.case_id, sum(amount_to_freeze) AS to_freeze
-    FROM freeze_list, unnest(string_split(case_ids, ';')) AS c(case_id) GROUP BY c.case_id
+    SELECT case_id,
+           sum(CASE WHEN total > 0 THEN amount_to_freeze * held / total ELSE amount_to_freeze / n END) AS to_freeze
+    FROM (SELECT *, sum(held) OVER (PARTITION BY bank, account) AS total,
+                 count(*) OVER (PARTITION BY bank, account) AS n FROM listed)
+    GROUP BY case_id
 )
 SELECT r.case_id, r.victim, r.reported_at, r.amount_lost::DECIMAL(18, 4) AS amount_lost, r.payments,
        coalesce(f.flows, 0) AS flows, coalesce(h.accounts_reached, 0) AS accounts_reached,
