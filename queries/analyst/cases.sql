@@ -27,7 +27,8 @@ WITH r AS (
     LEFT JOIN trace_holdings th ON th.case_id = c.case_id AND th.bank = fz.bank AND th.account = fz.account
 ), fl AS (
     SELECT case_id,
-           sum(CASE WHEN total > 0 THEN amount_to_freeze * held / total ELSE amount_to_freeze / n END) AS to_freeze
+           sum(CAST(amount_to_freeze AS DOUBLE) * CASE WHEN total > 0 THEN CAST(held AS DOUBLE) / CAST(total AS DOUBLE)
+                                                       ELSE 1.0 / n END) AS to_freeze
     FROM (SELECT *, sum(held) OVER (PARTITION BY bank, account) AS total,
                  count(*) OVER (PARTITION BY bank, account) AS n FROM listed)
     GROUP BY case_id
