@@ -29,6 +29,7 @@ import bisect
 import heapq
 import logging
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -238,10 +239,39 @@ class _Slice:
     ddata: list[bool]
 
 
+_STOPS = (None, "cash_out", "no_data_bank")  # flow stop codes
+_FLOW_COLS = ("case", "hop", "txn", "ts", "amount", "taint_haircut", "taint_fifo", "taint_lifo", "taint_libr", "stop")
+_HOLD_COLS = ("case", "hop", "first", "last", "balance", "held_haircut", "held_fifo", "held_lifo", "held_libr", "at")
+
+
 @dataclass
 class _Result:
-    flows: list[tuple] = field(default_factory=list)
-    holdings: list[tuple] = field(default_factory=list)
+    """The engine's output, columnar: one flat float64 array per table (exact for the integer columns:
+    case numbers, hops, transaction ranks and microsecond times are all below 2**53), plus the accounts
+    of the holdings as a list. Poison taint of a flow is its amount; held_poison is max(balance, 0)."""
+
+    cases: list[str] = field(default_factory=list)  # case number -> case id
+    flows: array = field(default_factory=lambda: array("d"))  # rows of _FLOW_COLS
+    holdings: array = field(default_factory=lambda: array("d"))  # rows of _HOLD_COLS
+    holding_accounts: list = field(default_factory=list)
+
+    @property
+    def n_flows(self) -> int:
+        return len(self.flows) // len(_FLOW_COLS)
+
+    @property
+    def n_holdings(self) -> int:
+        return len(self.holding_accounts)
+
+    def columns(self, table: str) -> dict[str, Any]:
+        """The flows or holdings as {column: numpy array}."""
+        import numpy as np
+
+        names = _FLOW_COLS if table == "flows" else _HOLD_COLS
+        data = np.frombuffer(self.flows if table == "flows" else self.holdings, dtype=np.float64)
+        data = data.reshape(-1, len(names))
+        return {n: data[:, k] for k, n in enumerate(names)}
+
     accounts: int = 0
     rows: int = 0
     simulations: int = 0
@@ -292,6 +322,11 @@ def _trace(
     accounts those pay in turn prefetched.
     """
     res = _Result()
+    # cases are numbered in id order, so every tie-break by case keeps the order of the ids
+    res.cases = names = sorted({v[0] for v in victims})
+    number = {c: k for k, c in enumerate(names)}
+    case_end = [case_end[c] for c in names]
+    victims = [(number[v[0]], *v[1:]) for v in victims]
     min_follow = max(min_amount, _EPS)
     edges: dict[str, dict[str, tuple]] = {}  # txn -> {case: ((haircut, fifo, lifo, libr), hop)}
     slices: dict[Any, _Slice] = {}
@@ -299,15 +334,16 @@ def _trace(
     wants: dict[Any, tuple[int, str]] = {}  # accounts a live account may pay -> earliest such payment
     heap: list[tuple] = []  # (ts, txn, side, seq, account): side -1 = a victim's payment, 0 payer, 1 payee
     seq = 0
-    flows = res.flows
-    holdings = res.holdings
+    flows = res.flows.extend
+    holdings = res.holdings.extend
+    holding_accounts = res.holding_accounts.append
 
     requests: dict[Any, tuple[int, str]] = {}
     for case, tx, t, dst, amount, taint in sorted(victims, key=lambda v: (v[2], v[1], v[0])):
         if case_end[case] < t:
             continue
         edges.setdefault(tx, {})[case] = ((taint, taint, taint, taint), 0)
-        flows.append((case, 0, tx, t, amount, amount, taint, taint, taint, taint, None))
+        flows((case, 0, tx, t, amount, taint, taint, taint, taint, 0))
         key = (t, tx)
         if dst not in requests or key < requests[dst]:
             requests[dst] = key
@@ -370,15 +406,14 @@ def _trace(
     def snapshot(lv: _Live, case: str, at: int) -> None:
         st = lv.st
         info = st.cases.pop(case)
-        holdings.append(
+        holding_accounts(lv.acct)
+        holdings(
             (
                 case,
-                lv.acct,
                 info[0],
                 info[1],
                 info[2],
                 st.bal,
-                max(st.bal, 0.0),
                 st.hair.pop(case),
                 st.ftot.pop(case, 0.0),
                 st.ltot.pop(case, 0.0),
@@ -450,9 +485,9 @@ def _trace(
                     level = info[0]
                     if level > max_hops or max(p) < min_follow:
                         continue  # below the threshold or past the hop limit: no longer followed
-                    stop = "cash_out" if sl.cash[i] else (None if sl.ddata[i] else "no_data_bank")
-                    flows.append((c, level, tx, t, amount, amount, p[0], p[1], p[2], p[3], stop))
-                    if stop is None:
+                    stop = 1 if sl.cash[i] else (0 if sl.ddata[i] else 2)
+                    flows((c, level, tx, t, amount, p[0], p[1], p[2], p[3], stop))
+                    if not stop:
                         if followed is None:
                             followed = {}
                         followed[c] = (tuple(p), level)
@@ -532,11 +567,12 @@ def trace_ledger(
     times = sorted({r["ts"] for r in order})
     tindex = {t: k for k, t in enumerate(times)}
     by_id = {str(r["txn_id"]): r for r in order}
+    rank = {str(r["txn_id"]): k for k, r in enumerate(order)}  # the engine's transaction keys
     opening = opening or {}
     legs: dict[Any, list[tuple]] = {}
-    for r in order:
+    for k, r in enumerate(order):
         row = (
-            str(r["txn_id"]),
+            k,
             tindex[r["ts"]],
             r["src"],
             r["dst"],
@@ -575,45 +611,45 @@ def trace_ledger(
         r = by_id[str(p["txn_id"])]
         amount = float(r["amount"])
         victims.append(
-            (p["case_id"], str(r["txn_id"]), tindex[r["ts"]], r["dst"], amount, float(p.get("amount", amount)))
+            (p["case_id"], rank[str(r["txn_id"])], tindex[r["ts"]], r["dst"], amount, float(p.get("amount", amount)))
         )
     res = _trace(load, victims, case_end, max_hops, min_amount)
-    res.flows.sort(key=lambda f: (f[0], f[3], f[2]))
-    res.holdings.sort(key=lambda h: (h[0], str(h[1])))
-    flows = [
-        {
-            "case_id": f[0],
-            "hop": f[1],
-            "txn_id": f[2],
-            "ts": times[f[3]],
-            "src": by_id[f[2]]["src"],
-            "dst": by_id[f[2]]["dst"],
-            "amount": f[4],
-            "taint_poison": f[5],
-            "taint_haircut": f[6],
-            "taint_fifo": f[7],
-            "taint_lifo": f[8],
-            "taint_libr": f[9],
-            "stop": f[10],
-        }
-        for f in res.flows
-    ]
-    holdings = [
-        {
-            "case_id": h[0],
-            "account": h[1],
-            "hop": h[2],
-            "first_tainted_at": times[h[3]],
-            "last_tainted_at": times[h[4]],
-            "balance": h[5],
-            "held_poison": h[6],
-            "held_haircut": h[7],
-            "held_fifo": h[8],
-            "held_lifo": h[9],
-            "held_libr": h[10],
-        }
-        for h in res.holdings
-    ]
+    f_cols = res.columns("flows")
+    h_cols = res.columns("holdings")
+    f_rows = sorted(range(res.n_flows), key=lambda k: (f_cols["case"][k], f_cols["ts"][k], f_cols["txn"][k]))
+    h_rows = sorted(range(res.n_holdings), key=lambda k: (h_cols["case"][k], str(res.holding_accounts[k])))
+    flows = []
+    for k in f_rows:
+        r = order[int(f_cols["txn"][k])]
+        flows.append(
+            {
+                "case_id": res.cases[int(f_cols["case"][k])],
+                "hop": int(f_cols["hop"][k]),
+                "txn_id": str(r["txn_id"]),
+                "ts": times[int(f_cols["ts"][k])],
+                "src": r["src"],
+                "dst": r["dst"],
+                "amount": float(f_cols["amount"][k]),
+                "taint_poison": float(f_cols["amount"][k]),
+                **{c: float(f_cols[c][k]) for c in ("taint_haircut", "taint_fifo", "taint_lifo", "taint_libr")},
+                "stop": _STOPS[int(f_cols["stop"][k])],
+            }
+        )
+    holdings = []
+    for k in h_rows:
+        balance = float(h_cols["balance"][k])
+        holdings.append(
+            {
+                "case_id": res.cases[int(h_cols["case"][k])],
+                "account": res.holding_accounts[k],
+                "hop": int(h_cols["hop"][k]),
+                "first_tainted_at": times[int(h_cols["first"][k])],
+                "last_tainted_at": times[int(h_cols["last"][k])],
+                "balance": balance,
+                "held_poison": max(balance, 0.0),
+                **{c: float(h_cols[c][k]) for c in ("held_haircut", "held_fifo", "held_lifo", "held_libr")},
+            }
+        )
     return {"flows": flows, "holdings": holdings}
 
 
@@ -806,9 +842,7 @@ def run(ws, case_ids=None, *, settings: TraceSettings | None = None, as_of: date
     end_us = {c: _us(e) for c, e in case_end.items()}
 
     result = _trace(ledgers.load, victims, end_us, settings.max_hops, settings.min_amount)
-    if result.flows:  # transaction keys back to ids
-        ids = ledgers.txn_ids.take(pa.array([f[2] for f in result.flows], pa.int64())).to_pylist()
-        result.flows = [f[:2] + (tx,) + f[3:] for f, tx in zip(result.flows, ids, strict=True)]
+    txn_ids = ledgers.txn_ids
     del ledgers
     log.info(
         "trace: %d accounts, %d ledger rows replayed in %d replays, %d loads",
@@ -817,12 +851,12 @@ def run(ws, case_ids=None, *, settings: TraceSettings | None = None, as_of: date
         result.simulations,
         result.loads,
     )
-    _store(ws, cases, result)
+    _store(ws, cases, result, txn_ids)
     return {
         "cases": len(cases),
         "traced": len(case_end),
-        "flows": len(result.flows),
-        "holdings": len(result.holdings),
+        "flows": result.n_flows,
+        "holdings": result.n_holdings,
         "unresolved": unresolved,
         "passes": result.loads,
         "accounts": result.accounts,
@@ -925,45 +959,48 @@ class _Ledgers:
         return out
 
 
-_FLOW_SCHEMA = {
-    "case_id": pl.String,
-    "hop": pl.Int32,
-    "txn_id": pl.String,
-    "ts_us": pl.Int64,
-    "amount": pl.Float64,
-    "taint_poison": pl.Float64,
-    "taint_haircut": pl.Float64,
-    "taint_fifo": pl.Float64,
-    "taint_lifo": pl.Float64,
-    "taint_libr": pl.Float64,
-    "stop": pl.String,
-}
-_HOLD_SCHEMA = {
-    "case_id": pl.String,
-    "account_id": pl.UInt64,
-    "hop": pl.Int32,
-    "first_us": pl.Int64,
-    "last_us": pl.Int64,
-    "balance": pl.Float64,
-    "held_poison": pl.Float64,
-    "held_haircut": pl.Float64,
-    "held_fifo": pl.Float64,
-    "held_lifo": pl.Float64,
-    "held_libr": pl.Float64,
-    "as_of_us": pl.Int64,
-}
-
-
 def _money(col: str) -> str:
     return f"CAST(round(greatest({col}, 0), 4) AS DECIMAL(18, 4))"
 
 
-def _store(ws, cases: list[str], result: _Result) -> None:
-    flows = pl.DataFrame(result.flows, schema=_FLOW_SCHEMA, orient="row")
-    holds = pl.DataFrame(result.holdings, schema=_HOLD_SCHEMA, orient="row")
+def _store(ws, cases: list[str], result: _Result, txn_ids) -> None:
+    """Write the engine's columns to trace_flows/trace_holdings through Arrow (no per-row Python objects)."""
+    import numpy as np
+
+    names = pa.array(result.cases, pa.string())
+    f = result.columns("flows")
+    case = pa.array(f["case"].astype(np.int32))
+    flows = pa.table(
+        {
+            "case_id": names.take(case),
+            "hop": pa.array(f["hop"].astype(np.int32)),
+            "txn_id": (txn_ids.take(pa.array(f["txn"].astype(np.int64))) if len(case) else pa.array([], pa.string())),
+            "ts_us": pa.array(f["ts"].astype(np.int64)),
+            "amount": pa.array(f["amount"]),
+            "taint_poison": pa.array(f["amount"]),
+            **{c: pa.array(f[c]) for c in ("taint_haircut", "taint_fifo", "taint_lifo", "taint_libr")},
+            "stop": pa.array(np.array(_STOPS, dtype=object)[f["stop"].astype(np.int8)], pa.string()),
+        }
+    )
+    del f, case
+    h = result.columns("holdings")
+    holds = pa.table(
+        {
+            "case_id": names.take(pa.array(h["case"].astype(np.int32))),
+            "account_id": pa.array(result.holding_accounts, pa.uint64()),
+            "hop": pa.array(h["hop"].astype(np.int32)),
+            "first_us": pa.array(h["first"].astype(np.int64)),
+            "last_us": pa.array(h["last"].astype(np.int64)),
+            "balance": pa.array(h["balance"]),
+            "held_poison": pa.array(np.maximum(h["balance"], 0.0)),
+            **{c: pa.array(h[c]) for c in ("held_haircut", "held_fifo", "held_lifo", "held_libr")},
+            "as_of_us": pa.array(h["at"].astype(np.int64)),
+        }
+    )
+    del h
     con = ws.con
-    con.register("_trace_flows_new", flows.to_arrow())
-    con.register("_trace_holdings_new", holds.to_arrow())
+    con.register("_trace_flows_new", flows)
+    con.register("_trace_holdings_new", holds)
     con.register("_trace_done", pa.table({"case_id": cases}))
     money_f = ", ".join(_money(f"f.{c}") for c in ("taint_poison", "taint_haircut", "taint_fifo", "taint_lifo"))
     money_h = ", ".join(_money(f"h.{c}") for c in ("held_poison", "held_haircut", "held_fifo", "held_lifo"))
