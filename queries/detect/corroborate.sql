@@ -6,6 +6,11 @@
 -- param: share_min DOUBLE = 0.4  Smallest share of an account's incoming money that passed through it for the account to corroborate an alert.
 -- param: share_alone DOUBLE = 0.9  A pass-through alert needs no link when at least this share of all the account's incoming money passed through it (it does little else).
 -- param: corroborate VARCHAR = pass_through,chain,stacked,fan_in,fan_out,gather_scatter,cycle  Typologies whose alerts need a corroborating account.
+-- param: sink_share DOUBLE = 0.05  A sink of a pass-through, chain or stacked alert is listed only when it received at least this share of the alert's money from the alert's mules, or passes money through itself (an everyday payment out of a mule's account, a bill or a gift, is not where the money went).
+-- param: sink_checked VARCHAR = pass_through,chain,stacked  Typologies whose sinks need that share or a pass-through of their own.
+-- param: hub_corroborates VARCHAR = fan_in,fan_out,gather_scatter  Typologies whose hub itself must be the pass-through account (a fan's payees or payers say nothing about the hub).
+-- param: path_corroborates VARCHAR = chain,stacked  Typologies whose mules must include path_core_min pass-through accounts (all of them when there are fewer).
+-- param: path_core_min INTEGER = 2  Fewest pass-through mules of a chain or stacked alert: two ordinary people forwarding a small payment in a row happens, a path of accounts that mostly forward money does not.
 -- param: innocent_kinds VARCHAR = business,merchant,utility,government,payroll,atm  Account kinds never listed as a sink or member.
 -- step: dc_share
 SELECT p.acct, p.pt_amt, i.in_amt, p.pt_amt / i.in_amt AS share
@@ -20,8 +25,17 @@ SELECT acct FROM dc_share WHERE share >= $share_min
 SELECT a.alert_id FROM detect_raw_alerts a
 WHERE a.typology <> 'pass_through'
   AND (a.typology NOT IN (SELECT unnest(string_split($corroborate, ',')))
-       OR a.alert_id IN (SELECT m.alert_id FROM detect_raw_members m
-                         WHERE m.role IN ('mule', 'hub', 'member') AND m.account_id IN (SELECT acct FROM dc_core)))
+       OR (a.typology IN (SELECT unnest(string_split($hub_corroborates, ',')))
+           AND a.alert_id IN (SELECT m.alert_id FROM detect_raw_members m
+                              WHERE m.role = 'hub' AND m.account_id IN (SELECT acct FROM dc_core)))
+       OR (a.typology IN (SELECT unnest(string_split($path_corroborates, ',')))
+           AND a.alert_id IN (SELECT m.alert_id FROM detect_raw_members m WHERE m.role = 'mule'
+                              GROUP BY m.alert_id
+                              HAVING count(DISTINCT m.account_id) FILTER (WHERE m.account_id IN (SELECT acct FROM dc_core))
+                                     >= least($path_core_min, count(DISTINCT m.account_id))))
+       OR (a.typology NOT IN (SELECT unnest(string_split($hub_corroborates || ',' || $path_corroborates, ',')))
+           AND a.alert_id IN (SELECT m.alert_id FROM detect_raw_members m
+                              WHERE m.role IN ('mule', 'hub', 'member') AND m.account_id IN (SELECT acct FROM dc_core))))
 -- step: dc_keep
 -- A pass-through alert also needs a link: a payer or payee of the episode passes money through too
 -- (a multi-hop structure), or the account is a mule, hub or member of a kept structural alert, or
@@ -39,10 +53,27 @@ WHERE a.typology = 'pass_through'
                 OR m.account_id IN (SELECT s.account_id FROM detect_raw_members s
                                     WHERE s.alert_id IN (SELECT alert_id FROM dc_struct)
                                       AND s.role IN ('mule', 'hub', 'member')))))
+-- step: dc_sink_paid
+-- What each sink of a kept alert of a checked typology received from the alert's mules and hubs, as a
+-- share of the alert's money.
+SELECT s.alert_id, s.account_id, sum(CAST(x.amount AS DOUBLE)) / max(CAST(a.amount AS DOUBLE)) AS paid_share
+FROM detect_raw_members s
+JOIN detect_raw_alerts a ON a.alert_id = s.alert_id
+JOIN detect_raw_evidence e ON e.alert_id = s.alert_id
+JOIN transactions x ON x.txn_id = e.txn_id AND x.dst_id = s.account_id
+WHERE s.role = 'sink' AND s.alert_id IN (SELECT alert_id FROM dc_keep)
+  AND a.typology IN (SELECT unnest(string_split($sink_checked, ',')))
+  AND x.src_id IN (SELECT o.account_id FROM detect_raw_members o WHERE o.alert_id = s.alert_id AND o.role IN ('mule', 'hub'))
+GROUP BY s.alert_id, s.account_id
 -- step: dc_members
 SELECT m.alert_id, m.bank, m.account, m.account_id, m.role, m.level
 FROM detect_raw_members m
+JOIN detect_raw_alerts a ON a.alert_id = m.alert_id
 LEFT JOIN accounts ac ON ac.account_id = m.account_id
 WHERE m.alert_id IN (SELECT alert_id FROM dc_keep)
   AND (m.role IN ('mule', 'hub', 'source') OR ac.kind IS NULL
        OR lower(ac.kind) NOT IN (SELECT unnest(string_split($innocent_kinds, ','))))
+  AND (m.role <> 'sink' OR a.typology NOT IN (SELECT unnest(string_split($sink_checked, ',')))
+       OR m.account_id IN (SELECT acct FROM dc_core)
+       OR EXISTS (SELECT 1 FROM dc_sink_paid p WHERE p.alert_id = m.alert_id AND p.account_id = m.account_id
+                  AND p.paid_share >= $sink_share))

@@ -21,6 +21,11 @@ class DetectSettings:
     # corroboration: an alert of these typologies needs an account whose money mostly passes through
     share_min: float = 0.4
     share_alone: float = 0.9  # a pass-through alert needs no link above this share
+    sink_share: float = 0.05  # a sink must get this share of the alert's money (or pass money through itself)
+    sink_checked: tuple[str, ...] = ("pass_through", "chain", "stacked")
+    hub_corroborates: tuple[str, ...] = ("fan_in", "fan_out", "gather_scatter")  # the hub itself must pass through
+    path_corroborates: tuple[str, ...] = ("chain", "stacked")  # need path_core_min pass-through mules
+    path_core_min: int = 2
     corroborate: tuple[str, ...] = ("pass_through", "chain", "stacked", "fan_in", "fan_out", "gather_scatter", "cycle")
     # pass-through (FlowScope flow balance)
     dwell_hours: float = 48.0
@@ -76,7 +81,7 @@ class DetectSettings:
                      "structuring_window_hours", "burst_hours", "dormant_days", "active_hours"):  # fmt: skip
             if getattr(self, name) <= 0:
                 problems.append((name, "must be greater than 0"))
-        for name in ("keep_max", "margin", "min_hop_share", "share_min", "share_alone"):
+        for name in ("keep_max", "margin", "min_hop_share", "share_min", "share_alone", "sink_share"):
             if not 0 <= getattr(self, name) < 1:
                 problems.append((name, "must be at least 0 and below 1"))
         for name in ("max_hops", "cycle_max_len"):
