@@ -11,6 +11,7 @@
 -- param: hub_corroborates VARCHAR = fan_in,fan_out,gather_scatter  Typologies whose hub itself must be the pass-through account (a fan's payees or payers say nothing about the hub).
 -- param: path_corroborates VARCHAR = chain,stacked  Typologies whose mules must include path_core_min pass-through accounts (all of them when there are fewer).
 -- param: path_core_min INTEGER = 2  Fewest pass-through mules of a chain or stacked alert: two ordinary people forwarding a small payment in a row happens, a path of accounts that mostly forward money does not.
+-- param: layer_min DOUBLE = 3  Fewest payees of a gather-scatter hub that are not of an innocent kind.
 -- param: innocent_kinds VARCHAR = business,merchant,utility,government,payroll,atm  Account kinds never listed as a sink or member.
 -- step: dc_share
 SELECT p.acct, p.pt_amt, i.in_amt, p.pt_amt / i.in_amt AS share
@@ -21,9 +22,15 @@ JOIN (SELECT dst_id AS acct, sum(CAST(amount AS DOUBLE)) AS in_amt FROM transact
 -- step: dc_core
 SELECT acct FROM dc_share WHERE share >= $share_min
 -- step: dc_struct
--- Structural alerts (every typology but pass_through) that are kept.
+-- Structural alerts (every typology but pass_through) that are kept. A gather-scatter hub must scatter
+-- to layer_min payees that are not shops, utilities or other innocent kinds (paying bills is not scattering).
 SELECT a.alert_id FROM detect_raw_alerts a
 WHERE a.typology <> 'pass_through'
+  AND (a.typology <> 'gather_scatter'
+       OR (SELECT count(DISTINCT s.account_id) FROM detect_raw_members s LEFT JOIN accounts ac ON ac.account_id = s.account_id
+           WHERE s.alert_id = a.alert_id AND s.role = 'sink'
+             AND (ac.kind IS NULL OR lower(ac.kind) NOT IN (SELECT unnest(string_split($innocent_kinds, ',')))))
+          >= $layer_min)
   AND (a.typology NOT IN (SELECT unnest(string_split($corroborate, ',')))
        OR (a.typology IN (SELECT unnest(string_split($hub_corroborates, ',')))
            AND a.alert_id IN (SELECT m.alert_id FROM detect_raw_members m
