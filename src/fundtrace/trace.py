@@ -929,9 +929,13 @@ class _Ledgers:
     def load(self, requests: dict[int, tuple[int, int]], known=None) -> dict[int, _Slice]:
         np = self.np
         out: dict[int, _Slice] = {}
-        for acct, key in requests.items():
-            k = int(np.searchsorted(self.accounts, acct))
-            if k >= len(self.accounts) or int(self.accounts[k]) != acct:
+        # one vectorised lookup per wave (a Python int > 2**63 against a uint64 array would make numpy
+        # convert the whole array on every call)
+        wanted = np.fromiter(requests, dtype=np.uint64, count=len(requests))
+        found = np.searchsorted(self.accounts, wanted).tolist()
+        n_accounts = len(self.accounts)
+        for (acct, key), k in zip(requests.items(), found, strict=True):
+            if k >= n_accounts or int(self.accounts[k]) != acct:
                 out[acct] = _Slice(key, self.opening(acct, None), [], [], [], [], [], [], [])
                 continue
             s, e = int(self.bounds[k]), int(self.bounds[k + 1])
