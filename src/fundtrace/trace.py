@@ -239,6 +239,7 @@ class _Slice:
     ddata: list[bool]
 
 
+_QUERY_MEMORY = "1GB"  # DuckDB's memory limit while the ledger is read (a constant, not user data)
 _STOPS = (None, "cash_out", "no_data_bank")  # flow stop codes
 _FLOW_COLS = ("case", "hop", "txn", "ts", "amount", "taint_haircut", "taint_fifo", "taint_lifo", "taint_libr", "stop")
 _HOLD_COLS = ("case", "hop", "first", "last", "balance", "held_haircut", "held_fifo", "held_lifo", "held_libr", "at")
@@ -261,7 +262,7 @@ class _Result:
 
     @property
     def n_holdings(self) -> int:
-        return len(self.holding_accounts)
+        return len(self.holdings) // len(_HOLD_COLS)
 
     def columns(self, table: str) -> dict[str, Any]:
         """The flows or holdings as {column: numpy array}."""
@@ -821,28 +822,42 @@ def run(ws, case_ids=None, *, settings: TraceSettings | None = None, as_of: date
         ).fetchall()
 
     last_end = max(case_end.values()) if case_end else None
-    table = engine.run_query(
-        queries.get("trace_all"), {"until": cutoff, "cash_out": ",".join(schema.CASH_OUT_CHANNELS)}
-    )
+    # DuckDB keeps what it read and sorted cached up to its memory limit (80% of RAM by default); the
+    # ledger scan runs under a smaller limit and the cache is let go before the in-memory index is built
+    memory_limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    try:
+        con.execute(f"SET memory_limit = '{_QUERY_MEMORY}'").fetchall()
+        ids = engine.run_query(queries.get("trace_ids"), {"until": cutoff}).column("account_id")
+        con.register("_trace_ids", pa.table({"account_id": ids, "k": pa.array(range(len(ids)), pa.int32())}))
+        table = engine.run_query(
+            queries.get("trace_all"), {"until": cutoff, "cash_out": ",".join(schema.CASH_OUT_CHANNELS)}
+        )
+        con.execute("SET memory_limit = '64MB'").fetchall()
+    finally:
+        con.unregister("_trace_ids")
+        con.execute("SET memory_limit = $m", {"m": memory_limit}).fetchall()
     balances = {
         a: (b, None if at is None else _us(at))
         for a, b, at in con.execute(
             "SELECT account_id, CAST(balance AS DOUBLE), balance_at FROM accounts WHERE balance IS NOT NULL"
         ).fetchall()
     }
-    ledgers = _Ledgers(table, balances, None if last_end is None else _us(last_end))
+    ledgers = _Ledgers(table, ids, balances, None if last_end is None else _us(last_end))
     del table
     rows = starts.select("case_id", "txn_id", "ts", "dst_id", "amount", "taint").rows()
     rank = ledgers.rank([r[1] for r in rows])
+    rows = [r for r in rows if r[1] in rank]
+    payees = ledgers.number([r[3] for r in rows])
     victims = [
-        (case, rank[txn_id], _us(ts), dst_id, amount, taint)
-        for case, txn_id, ts, dst_id, amount, taint in rows
-        if txn_id in rank
+        (case, rank[txn_id], _us(ts), dst, amount, taint)
+        for (case, txn_id, ts, _, amount, taint), dst in zip(rows, payees, strict=True)
     ]
     end_us = {c: _us(e) for c, e in case_end.items()}
 
     result = _trace(ledgers.load, victims, end_us, settings.max_hops, settings.min_amount)
     txn_ids = ledgers.txn_ids
+    if result.holding_accounts:  # account numbers back to ids
+        result.holding_accounts = ledgers.accounts[result.holding_accounts]
     del ledgers
     log.info(
         "trace: %d accounts, %d ledger rows replayed in %d replays, %d loads",
@@ -871,41 +886,73 @@ class _Ledgers:
     """Every ledger row a trace may read, indexed by account in memory: one DuckDB scan, then slices are free.
 
     Rows are numbered in global (ts, txn_id) order and the engine uses that number as the transaction key
-    (same order, cheaper than strings); ``txn_ids`` maps it back.
+    (same order, cheaper than strings); ``txn_ids`` maps it back. Accounts are numbered densely in id
+    order (``accounts[k]`` is the account id of number k) and the engine works with the numbers.
     """
 
-    def __init__(self, table: pa.Table, balances: dict[int, tuple[float, int | None]], end_us: int | None):
+    def __init__(self, table: pa.Table, ids, balances: dict[int, tuple[float, int | None]], end_us: int | None) -> None:
         import numpy as np
 
         self.np = np
         n = table.num_rows
         self.txn_ids = table.column("txn_id")
         self.ts = table.column("ts").cast(pa.timestamp("us")).cast(pa.int64()).to_numpy()
-        src_col = table.column("src_id")
+        src_col = table.column("src_k")
         self.virtual = src_col.is_null().to_numpy(zero_copy_only=False)
-        self.src = src_col.fill_null(0).to_numpy()
-        self.dst = table.column("dst_id").to_numpy()
+        self.src = src_col.fill_null(-1).to_numpy()
+        self.dst = table.column("dst_k").to_numpy()
         self.amount = table.column("amount").to_numpy()
         self.cash = table.column("cash_out").to_numpy(zero_copy_only=False)
         self.ddata = table.column("dst_data").to_numpy(zero_copy_only=False)
-        rank = np.arange(n, dtype=np.int64)
-        keep_src = ~self.virtual & (self.src != self.dst)  # a self-transfer is one row of its ledger
-        acct = np.concatenate([self.src[keep_src], self.dst])
-        legs = np.concatenate([rank[keep_src], rank])
-        delta = np.concatenate([-self.amount[keep_src], self.amount * (self.src != self.dst)])
-        order = np.lexsort((legs, acct))
-        acct, self.legs, delta = acct[order], legs[order], delta[order]
-        del order
-        self.accounts, self.first = np.unique(acct, return_index=True)
+        real = ~self.virtual
+        self.accounts = ids.to_numpy()
+        # legs sorted by (account, row) in one sort of an int64 key: account number * n + row
+        keep_src = real & (self.src != self.dst)  # a self-transfer is one row of its ledger
+        key = np.empty(int(keep_src.sum()) + n, dtype=np.int64)
+        m = len(key) - n
+        key[:m] = np.flatnonzero(keep_src)
+        key[:m] += self.src[keep_src].astype(np.int64) * n
+        del keep_src
+        key[m:] = np.arange(n, dtype=np.int64)
+        key[m:] += self.dst.astype(np.int64) * n
+        key.sort()
+        self.legs = legs = (key % max(n, 1)).astype(np.int32)
+        acct = (key // max(n, 1)).astype(np.int32)
+        del key
+        n_acc = len(self.accounts)
+        self.bounds = np.searchsorted(acct, np.arange(n_acc + 1, dtype=np.int32)).astype(np.int64)
+        self.first = self.bounds[:-1]
+        # cum[k] = sum of the first k legs' signed amounts (in: +, out: -, self-transfer: 0)
+        self.cum = cum = np.empty(len(legs) + 1)
+        cum[0] = 0.0
+        delta = cum[1:]
+        np.take(self.amount, legs, out=delta)
+        into = self.dst[legs] == acct
+        out = self.src[legs] == acct
         del acct
-        self.bounds = np.append(self.first, len(self.legs))
-        self.cum = np.concatenate([[0.0], np.cumsum(delta)])  # cum[k] = sum of delta[:k]
-        running = self.cum[1:] - np.repeat(self.cum[self.first], np.diff(self.bounds))
-        lowest = np.minimum.reduceat(running, self.first) if len(running) else running
-        self.derived = np.maximum(0.0, -np.minimum(0.0, lowest))  # smallest opening keeping it non-negative
-        self.delta = delta
-        self.balances = balances
+        np.negative(delta, out=delta, where=~into)
+        delta[into & out] = 0.0
+        del into, out
+        np.cumsum(delta, out=delta)
+        del delta
+        # the lowest running balance of each ledger (opening 0) gives the smallest non-negative opening
+        nonempty = self.bounds[1:] > self.first
+        lowest = np.zeros(n_acc)
+        if len(legs):
+            lowest[nonempty] = np.minimum.reduceat(cum[1:], self.first[nonempty]) - cum[self.first[nonempty]]
+        self.derived = np.maximum(0.0, -np.minimum(0.0, lowest))
+        ids = np.fromiter(balances, dtype=np.uint64, count=len(balances))
+        at = np.searchsorted(self.accounts, ids).tolist()
+        self.balances = {
+            k: v
+            for k, a, v in zip(at, ids.tolist(), balances.values(), strict=True)
+            if k < n_acc and int(self.accounts[k]) == a
+        }
         self.end_rank = n if end_us is None else int(np.searchsorted(self.ts, end_us, side="right"))
+
+    def number(self, ids) -> list[int]:
+        """Account numbers of account ids (every id must be in the ledger)."""
+        return self.np.searchsorted(self.accounts, self.np.asarray(ids, dtype=self.np.uint64)).tolist()
 
     def rank(self, txn_ids: list[str]) -> dict[str, int]:
         import pyarrow.compute as pc
@@ -929,26 +976,15 @@ class _Ledgers:
     def load(self, requests: dict[int, tuple[int, int]], known=None) -> dict[int, _Slice]:
         np = self.np
         out: dict[int, _Slice] = {}
-        # one vectorised lookup per wave (a Python int > 2**63 against a uint64 array would make numpy
-        # convert the whole array on every call)
-        wanted = np.fromiter(requests, dtype=np.uint64, count=len(requests))
-        found = np.searchsorted(self.accounts, wanted).tolist()
-        n_accounts = len(self.accounts)
-        for (acct, key), k in zip(requests.items(), found, strict=True):
-            if k >= n_accounts or int(self.accounts[k]) != acct:
-                out[acct] = _Slice(key, self.opening(acct, None), [], [], [], [], [], [], [])
-                continue
+        for acct, key in requests.items():  # accounts are numbers: every one has a ledger
+            k = acct
             s, e = int(self.bounds[k]), int(self.bounds[k + 1])
             rows = self.legs[s:e]
             i0 = int(np.searchsorted(rows, key[1]))
             i1 = int(np.searchsorted(rows, self.end_rank))
             before = self.opening(acct, k) + float(self.cum[s + i0] - self.cum[s])
             r = rows[i0:i1] if i1 > i0 else rows[:0]
-            src = self.src[r].tolist()
-            virtual = self.virtual[r]
-            if virtual.any():
-                for j in np.flatnonzero(virtual).tolist():
-                    src[j] = None
+            src = self.src[r].tolist()  # -1: a deposit known only from a report (no payer)
             out[acct] = _Slice(
                 key,
                 before,
@@ -991,7 +1027,7 @@ def _store(ws, cases: list[str], result: _Result, txn_ids) -> None:
     holds = pa.table(
         {
             "case_id": names.take(pa.array(h["case"].astype(np.int32))),
-            "account_id": pa.array(result.holding_accounts, pa.uint64()),
+            "account_id": pa.array(np.asarray(result.holding_accounts, dtype=np.uint64), pa.uint64()),
             "hop": pa.array(h["hop"].astype(np.int32)),
             "first_us": pa.array(h["first"].astype(np.int64)),
             "last_us": pa.array(h["last"].astype(np.int64)),
