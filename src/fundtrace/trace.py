@@ -237,6 +237,7 @@ class _Slice:
     amount: list[float]
     cash: list[bool]
     ddata: list[bool]
+    fill: Callable[[_Slice], None] | None = None  # set: only ``txn`` holds row numbers; fill() makes the lists
 
 
 _QUERY_MEMORY = "1GB"  # DuckDB's memory limit while the ledger is read (a constant, not user data)
@@ -333,7 +334,9 @@ def _trace(
     slices: dict[Any, _Slice] = {}
     live: dict[Any, _Live] = {}
     wants: dict[Any, tuple[int, str]] = {}  # accounts a live account may pay -> earliest such payment
-    heap: list[tuple] = []  # (ts, txn, side, seq, account): side -1 = a victim's payment, 0 payer, 1 payee
+    # (txn * 3 + side, seq, account, ts): side 0 = a victim's payment, 1 payer, 2 payee; transaction keys are
+    # numbered in (ts, txn_id) order, so one int orders the heap
+    heap: list[tuple] = []
     seq = 0
     flows = res.flows.extend
     holdings = res.holdings.extend
@@ -348,7 +351,7 @@ def _trace(
         key = (t, tx)
         if dst not in requests or key < requests[dst]:
             requests[dst] = key
-        heapq.heappush(heap, (t, tx, -1, seq, dst))
+        heapq.heappush(heap, (tx * 3, seq, dst, t))
         seq += 1
 
     def fetch(requests: dict[Any, tuple[int, str]]) -> None:
@@ -381,6 +384,8 @@ def _trace(
         if sl is None or sl.start > key:
             wave(acct, key)
             sl = slices[acct]
+        if sl.fill is not None:  # loaded (perhaps prefetched) as row numbers: the lists are made now
+            sl.fill(sl)
         i = _row_at(sl, key)
         balance = sl.before
         amt, dst = sl.amount, sl.dst
@@ -400,7 +405,7 @@ def _trace(
                 if (have is None or have.start > kk) and (d not in wants or kk < wants[d]):
                     wants[d] = kk
         if i < len(txn):
-            heapq.heappush(heap, (ts[i], txn[i], 0 if src[i] == acct else 1, seq, acct))
+            heapq.heappush(heap, (txn[i] * 3 + (1 if src[i] == acct else 2), seq, acct, ts[i]))
             seq += 1
         return lv
 
@@ -426,8 +431,9 @@ def _trace(
     if requests:
         fetch(requests)
     while heap:
-        t, tx, side, _, a = heapq.heappop(heap)
-        if side < 0:  # a victim's payment: its payee becomes live now if it is not yet
+        key, _, a, t = heapq.heappop(heap)
+        tx, side = divmod(key, 3)
+        if not side:  # a victim's payment: its payee becomes live now if it is not yet
             if a not in live:
                 start(a, (t, tx))
             continue
@@ -437,7 +443,7 @@ def _trace(
         lv.i = i + 1
         if lv.i < len(sl.txn):
             j = lv.i
-            heapq.heappush(heap, (sl.ts[j], sl.txn[j], 0 if sl.src[j] == a else 1, seq, a))
+            heapq.heappush(heap, (sl.txn[j] * 3 + (1 if sl.src[j] == a else 2), seq, a, sl.ts[j]))
             seq += 1
         res.rows += 1
         st = lv.st
@@ -973,6 +979,18 @@ class _Ledgers:
         upto = int(self.np.searchsorted(self.ts[self.legs[s:e]], at, side="right"))
         return balance - float(self.cum[s + upto] - self.cum[s])
 
+    def fill(self, sl: _Slice) -> None:
+        """Turn a slice's row numbers into the engine's lists (done only for accounts that become live)."""
+        r = sl.txn
+        sl.txn = r.tolist()
+        sl.ts = self.ts[r].tolist()
+        sl.src = self.src[r].tolist()  # -1: a deposit known only from a report (no payer)
+        sl.dst = self.dst[r].tolist()
+        sl.amount = self.amount[r].tolist()
+        sl.cash = self.cash[r].tolist()
+        sl.ddata = self.ddata[r].tolist()
+        sl.fill = None
+
     def load(self, requests: dict[int, tuple[int, int]], known=None) -> dict[int, _Slice]:
         np = self.np
         out: dict[int, _Slice] = {}
@@ -984,18 +1002,7 @@ class _Ledgers:
             i1 = int(np.searchsorted(rows, self.end_rank))
             before = self.opening(acct, k) + float(self.cum[s + i0] - self.cum[s])
             r = rows[i0:i1] if i1 > i0 else rows[:0]
-            src = self.src[r].tolist()  # -1: a deposit known only from a report (no payer)
-            out[acct] = _Slice(
-                key,
-                before,
-                r.tolist(),
-                self.ts[r].tolist(),
-                src,
-                self.dst[r].tolist(),
-                self.amount[r].tolist(),
-                self.cash[r].tolist(),
-                self.ddata[r].tolist(),
-            )
+            out[acct] = _Slice(key, before, r, None, None, None, None, None, None, self.fill)
         return out
 
 
