@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from fundtrace import commands  # noqa: F401  (registers the commands)
 from fundtrace.cli import app
+from fundtrace.commands import COMMANDS, command_name, register
+
+register()  # every command module
 
 
 def _walk(command, path=()):
@@ -38,3 +40,15 @@ def test_help_runs_for_every_command(cli):
         r = cli(f"{name} --help")
         assert r.code == 0, (name, r.err)
         assert "Usage" in r.out
+
+
+def test_command_map_matches_what_modules_register():
+    """COMMANDS (which module to import for a command) must name every command exactly once."""
+    root = typer.main.get_command(app)
+    assert set(root.commands) == set(COMMANDS)
+
+
+def test_command_name_skips_global_options():
+    assert command_name(["--db", "x.duckdb", "--debug", "load", "transactions", "f.csv"]) == "load"
+    assert command_name(["--config=x.toml", "status"]) == "status"
+    assert command_name(["--version"]) is None

@@ -150,6 +150,16 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def ratio(value: float | None) -> str:
+    """A ratio for people: four decimals, or ``-`` when it is undefined (nothing to divide by)."""
+    return "-" if value is None else f"{value:.4f}"
+
+
+def money(value: float | None) -> str:
+    """An amount for people: thousands separators and cents, or ``-`` when there is none."""
+    return "-" if value is None else f"{value:,.2f}"
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
@@ -173,7 +183,9 @@ def progress_steps(description: str) -> Iterator[Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; expected errors become one line on stderr and an exit code, never a traceback."""
-    from fundtrace import commands  # noqa: F401  (registers the commands on app)
+    from fundtrace.commands import register
+
+    register(sys.argv[1:] if argv is None else argv)
 
     state.__init__()  # fresh global options for every run (tests call main() many times)
     try:

@@ -1,13 +1,13 @@
 """The native input kinds: their columns, types, keys and allowed values, in one place.
 
+Money is DECIMAL(18, 4) in the workspace (migrations/0001_core.sql).
+
 Loading (``fundtrace.ingest``), the simulator and the README all read these definitions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import pyarrow as pa
 
 CHANNELS = ("transfer", "atm", "pos", "online", "crypto", "cross_border")
 # Channels on which money leaves the banking system: tracing stops there.
@@ -26,8 +26,6 @@ CURRENCIES = frozenset(
     VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL BTC ETH USDT USDC
     """.split()
 )
-
-MONEY = pa.decimal128(18, 4)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fundtrace.cli import Format, app, emit, progress_steps, state, stdout
-from fundtrace.commands.evaluate import money, ratio
+from fundtrace.cli import Format, app, emit, money, progress_steps, ratio, state, stdout
 from fundtrace.config import LoadSettings
 from fundtrace.demo import SIZES, run_demo
 from fundtrace.errors import FundtraceError

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fundtrace.cli import Format, app, emit, say, state
+from fundtrace.cli import Format, app, emit, money, ratio, say, state
 from fundtrace.evaluate import evaluate as evaluate_workspace
 
 
@@ -41,15 +41,6 @@ def evaluate(
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
         return
     render(result)
-
-
-def ratio(value: float | None) -> str:
-    """A ratio for people: four decimals, or ``-`` when it is undefined (nothing to divide by)."""
-    return "-" if value is None else f"{value:.4f}"
-
-
-def money(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.2f}"
 
 
 def render(result: dict[str, Any]) -> None:
