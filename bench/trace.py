@@ -150,7 +150,8 @@ def main() -> None:
     base = args.dir or Path(tempfile.mkdtemp(prefix="fundtrace-bench-"))
     print(
         f"{'rows':>12} {'cases':>6} {'build s':>8} {'trace s':>8} {'ms/case':>8} {'peak GiB':>9} "
-        f"{'accounts':>9} {'ledger rows':>12} {'loads':>6} {'replayed':>10} {'flows':>8} {'holdings':>9}"
+        f"{'read s':>7} {'pass s':>7} {'store s':>8} {'accounts':>9} {'ledger rows':>12} {'loads':>6} {'replayed':>10} "
+        f"{'flows':>9} {'holdings':>9}"
     )
     for size in sizes:
         path = base / f"trace_{size}.duckdb"
@@ -179,8 +180,9 @@ def main() -> None:
         r = json.loads(child.stdout.strip().splitlines()[-1])
         print(
             f"{info['rows']:>12,} {r['cases']:>6,} {info['build_s']:>8} {r['wall_s']:>8} "
-            f"{1000 * r['wall_s'] / max(r['cases'], 1):>8.1f} {r['peak_gib']:>9} {r['accounts']:>9,} "
-            f"{r['rows']:>12,} {r['passes']:>6} {r['rows_replayed']:>10,} {r['flows']:>8,} {r['holdings']:>9,}"
+            f"{1000 * r['wall_s'] / max(r['cases'], 1):>8.1f} {r['peak_gib']:>9} {r['seconds_read']:>7} "
+            f"{r['seconds_trace']:>7} {r['seconds_store']:>8} {r['accounts']:>9,} "
+            f"{r['rows']:>12,} {r['passes']:>6} {r['rows_replayed']:>10,} {r['flows']:>9,} {r['holdings']:>9,}"
         )
         if not args.keep:
             path.unlink(missing_ok=True)

@@ -32,6 +32,7 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -240,7 +241,6 @@ class _Slice:
     fill: Callable[[_Slice], None] | None = None  # set: only ``txn`` holds row numbers; fill() makes the lists
 
 
-_QUERY_MEMORY = "1GB"  # DuckDB's memory limit while the ledger is read (a constant, not user data)
 _STOPS = (None, "cash_out", "no_data_bank")  # flow stop codes
 _FLOW_COLS = ("case", "hop", "txn", "ts", "amount", "taint_haircut", "taint_fifo", "taint_lifo", "taint_libr", "stop")
 _HOLD_COLS = ("case", "hop", "first", "last", "balance", "held_haircut", "held_fifo", "held_lifo", "held_libr", "at")
@@ -830,18 +830,16 @@ def run(ws, case_ids=None, *, settings: TraceSettings | None = None, as_of: date
     last_end = max(case_end.values()) if case_end else None
     # DuckDB keeps what it read and sorted cached up to its memory limit (80% of RAM by default); the
     # ledger scan runs under a smaller limit and the cache is let go before the in-memory index is built
-    memory_limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
-    try:
-        con.execute(f"SET memory_limit = '{_QUERY_MEMORY}'").fetchall()
+    phase = time.perf_counter()
+    with _bounded_memory(con):
         ids = engine.run_query(queries.get("trace_ids"), {"until": cutoff}).column("account_id")
         con.register("_trace_ids", pa.table({"account_id": ids, "k": pa.array(range(len(ids)), pa.int32())}))
-        table = engine.run_query(
-            queries.get("trace_all"), {"until": cutoff, "cash_out": ",".join(schema.CASH_OUT_CHANNELS)}
-        )
-        con.execute("SET memory_limit = '64MB'").fetchall()
-    finally:
-        con.unregister("_trace_ids")
-        con.execute("SET memory_limit = $m", {"m": memory_limit}).fetchall()
+        try:
+            table = engine.run_query(
+                queries.get("trace_all"), {"until": cutoff, "cash_out": ",".join(schema.CASH_OUT_CHANNELS)}
+            )
+        finally:
+            con.unregister("_trace_ids")
     balances = {
         a: (b, None if at is None else _us(at))
         for a, b, at in con.execute(
@@ -860,7 +858,11 @@ def run(ws, case_ids=None, *, settings: TraceSettings | None = None, as_of: date
     ]
     end_us = {c: _us(e) for c, e in case_end.items()}
 
+    read_s = time.perf_counter() - phase
+    phase = time.perf_counter()
     result = _trace(ledgers.load, victims, end_us, settings.max_hops, settings.min_amount)
+    trace_s = time.perf_counter() - phase
+    phase = time.perf_counter()
     txn_ids = ledgers.txn_ids
     if result.holding_accounts:  # account numbers back to ids
         result.holding_accounts = ledgers.accounts[result.holding_accounts]
@@ -872,18 +874,23 @@ def run(ws, case_ids=None, *, settings: TraceSettings | None = None, as_of: date
         result.simulations,
         result.loads,
     )
-    _store(ws, cases, result, txn_ids)
+    n_flows, n_holdings = result.n_flows, result.n_holdings
+    with _bounded_memory(con, "2GB"):  # the ledger and the engine's state are gone by now
+        _store(ws, cases, result, txn_ids)  # empties result
     return {
         "cases": len(cases),
         "traced": len(case_end),
-        "flows": result.n_flows,
-        "holdings": result.n_holdings,
+        "flows": n_flows,
+        "holdings": n_holdings,
         "unresolved": unresolved,
         "passes": result.loads,
         "accounts": result.accounts,
         "rows": result.ledger_rows,
         "rows_replayed": result.rows,
         "replays": result.simulations,
+        "seconds_read": round(read_s, 3),  # ledger scan and in-memory index
+        "seconds_trace": round(trace_s, 3),  # the time-ordered pass
+        "seconds_store": round(time.perf_counter() - phase, 3),  # writing trace_flows/trace_holdings
         "seconds": round(time.perf_counter() - started, 3),
     }
 
@@ -1006,6 +1013,21 @@ class _Ledgers:
         return out
 
 
+@contextmanager
+def _bounded_memory(con, limit: str = "1GB"):
+    """Run DuckDB under ``limit``, then let its cache go and restore the connection's limit.
+
+    DuckDB keeps what it read and sorted cached up to its memory limit (80% of RAM by default); while the
+    trace holds the ledger in memory that cache would only add to the peak."""
+    memory_limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    con.execute("SET memory_limit = $m", {"m": limit}).fetchall()
+    try:
+        yield
+        con.execute("SET memory_limit = '64MB'").fetchall()
+    finally:
+        con.execute("SET memory_limit = $m", {"m": memory_limit}).fetchall()
+
+
 def _money(col: str) -> str:
     return f"CAST(round(greatest({col}, 0), 4) AS DECIMAL(18, 4))"
 
@@ -1045,6 +1067,7 @@ def _store(ws, cases: list[str], result: _Result, txn_ids) -> None:
         }
     )
     del h
+    result.flows, result.holdings, result.holding_accounts = array("d"), array("d"), []  # the tables hold them now
     con = ws.con
     con.register("_trace_flows_new", flows)
     con.register("_trace_holdings_new", holds)
