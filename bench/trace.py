@@ -7,7 +7,7 @@ runs ``fundtrace.trace.run`` on all cases in a fresh process and reports wall ti
 RSS of that process.
 
     python bench/trace.py                 # 1 M and 10 M rows, 1,000 cases
-    python bench/trace.py --rows 1000000  # one size only
+    python bench/trace.py --rows 1000000  # one size only (or --rows 1000000 10000000)
     python bench/trace.py --dir /tmp/tb --keep  # build once into /tmp/tb, reuse the workspaces later
 """
 
@@ -133,7 +133,7 @@ def trace_child(path: str, max_hops: int, min_amount: float) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, action="append")
+    ap.add_argument("--rows", type=int, nargs="+", action="extend", help="workspace sizes (transactions)")
     ap.add_argument("--cases", type=int, default=1000)
     ap.add_argument("--dir", type=Path, default=None)
     ap.add_argument("--max-hops", type=int, default=8)
