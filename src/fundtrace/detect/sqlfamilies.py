@@ -63,19 +63,22 @@ def detect_pass_through(engine, settings: DetectSettings) -> Detection:
     return collect(engine, run_query(engine, "detect_pass_through", settings))
 
 
-def detect_chains(engine, settings: DetectSettings) -> Detection:
-    """Chains (one account per level) and stacked layers (several) of pass-through hops."""
+def _ensure_pass_through(engine, settings: DetectSettings) -> None:
+    """Chains, fans and cycles build on the pass-through hits; compute them once per session."""
     _ensure(engine, settings)
     if not engine.table_exists("pt_hits"):
         run_query(engine, "detect_pass_through", settings)
+
+
+def detect_chains(engine, settings: DetectSettings) -> Detection:
+    """Chains (one account per level) and stacked layers (several) of pass-through hops."""
+    _ensure_pass_through(engine, settings)
     return collect(engine, run_query(engine, "detect_chain", settings))
 
 
 def detect_fans(engine, settings: DetectSettings) -> Detection:
     """Fan-in and fan-out within ``fan_window_hours`` buckets (a bucket and the next)."""
-    _ensure(engine, settings)
-    if not engine.table_exists("pt_hits"):
-        run_query(engine, "detect_pass_through", settings)
+    _ensure_pass_through(engine, settings)
     return collect(engine, run_query(engine, "detect_fans", settings))
 
 
@@ -87,9 +90,7 @@ def detect_layering(engine, settings: DetectSettings) -> Detection:
 
 def detect_cycles(engine, settings: DetectSettings) -> Detection:
     """Temporal cycles with strictly increasing times within ``cycle_window_hours`` (2SCENT-like)."""
-    _ensure(engine, settings)
-    if not engine.table_exists("pt_hits"):
-        run_query(engine, "detect_pass_through", settings)
+    _ensure_pass_through(engine, settings)
     return collect(engine, run_query(engine, "detect_cycles", settings))
 
 
