@@ -30,6 +30,7 @@ from rich.table import Table
 from fundtrace import __version__
 from fundtrace.config import Config
 from fundtrace.errors import FundtraceError, RejectRateExceeded
+from fundtrace.schema import TRACE_RULES
 from fundtrace.workspace import Workspace
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_BUSY = 0, 1, 2, 75
@@ -42,8 +43,8 @@ class Format(StrEnum):
     json = "json"
 
 
-# The tracing rules (fundtrace.trace.RULES), as a choice for --rule options.
-Rule = StrEnum("Rule", {name: name for name in ("poison", "haircut", "fifo", "lifo", "libr")})
+# The tracing rules, as a choice for --rule options.
+Rule = StrEnum("Rule", {name: name for name in TRACE_RULES})
 
 app = typer.Typer(
     name="fundtrace",

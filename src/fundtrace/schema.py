@@ -13,6 +13,8 @@ CHANNELS = ("transfer", "atm", "pos", "online", "crypto", "cross_border")
 # Channels on which money leaves the banking system: tracing stops there.
 CASH_OUT_CHANNELS = ("atm", "crypto", "cross_border")
 LINK_KINDS = ("phone_card", "bank_card", "device", "id_card", "ip")
+# The tracing allocation rules (fundtrace.trace), computed side by side.
+TRACE_RULES = ("poison", "haircut", "fifo", "lifo", "libr")
 
 # ISO 4217 active codes, plus the crypto-asset codes that cash-out flows carry.
 CURRENCIES = frozenset(

@@ -32,13 +32,14 @@ from typing import Any
 from fundtrace import queries
 from fundtrace.engine.duckdb import DuckDBEngine
 from fundtrace.errors import InputError, UsageError
+from fundtrace.schema import TRACE_RULES
 
 __all__ = ["BANDS", "REASON_CODES", "ScoreSettings", "band_of", "returns", "run", "screen"]
 
 log = logging.getLogger("fundtrace.score")
 
 BANDS = ("allow", "review", "hold", "freeze")
-RULES = ("poison", "haircut", "fifo", "lifo", "libr")
+RULES = TRACE_RULES
 REASON_CODES = (
     "PASS_THROUGH", "CHAIN", "FAN_IN", "FAN_OUT", "SCATTER_GATHER", "GATHER_SCATTER", "STACKED", "BIPARTITE",
     "CYCLE", "STRUCTURING", "RING", "NEW_ACCOUNT_BURST", "DORMANT_ACTIVE", "HOLDS_VICTIM_FUNDS", "MULTI_CASE",

@@ -55,7 +55,7 @@ __all__ = [
 
 log = logging.getLogger("fundtrace.trace")
 
-RULES = ("poison", "haircut", "fifo", "lifo", "libr")
+RULES = schema.TRACE_RULES
 _EPS = 1e-9
 _CLEAN = None  # the case of a clean lot
 

@@ -8,16 +8,11 @@ from typing import Annotated
 
 import typer
 
-from fundtrace.cli import app, emit, progress_steps, say, state
+from fundtrace.cli import Format, app, emit, progress_steps, say, state
 from fundtrace.detect import TYPOLOGIES, DetectSettings, run
 from fundtrace.errors import UsageError
 
 Typology = StrEnum("Typology", {t: t for t in TYPOLOGIES})
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
 
 
 def _parse_ts(text: str | None) -> datetime | None:

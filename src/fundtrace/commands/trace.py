@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 from rich.tree import Tree
 
 from fundtrace import trace as tracing
-from fundtrace.cli import app, emit, progress_steps, say, state, stdout
+from fundtrace.cli import Format, Rule, app, emit, progress_steps, say, state, stdout
 from fundtrace.errors import UsageError
-
-
-class Rule(StrEnum):
-    poison = "poison"
-    haircut = "haircut"
-    fifo = "fifo"
-    lifo = "lifo"
-    libr = "libr"
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
 
 
 @app.command()
