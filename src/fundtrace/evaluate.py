@@ -57,11 +57,12 @@ from typing import Any
 import duckdb
 
 from fundtrace.errors import InputError
+from fundtrace.schema import TRACE_RULES
 from fundtrace.workspace import Workspace
 
 __all__ = ["RULES", "K_VALUES", "evaluate", "truth_kind", "find_truth_file"]
 
-RULES = ("poison", "haircut", "fifo", "lifo", "libr")
+RULES = TRACE_RULES
 K_VALUES = (100, 1000)
 POSITIVE_ROLES = ("mule", "cash_out")
 _EXTENSIONS = (".parquet", ".pq", ".csv", ".csv.gz")

@@ -20,11 +20,12 @@ from typing import Any
 import networkx as nx
 
 from fundtrace.errors import InputError, UsageError
+from fundtrace.schema import TRACE_RULES
 
 __all__ = ["FORMATS", "case_data", "case_graph", "render_html", "write_case"]
 
 FORMATS = ("html", "graphml")
-RULES = ("poison", "haircut", "fifo", "lifo", "libr")
+RULES = TRACE_RULES
 COL, ROW, BOX_W, BOX_H, PAD = 380, 86, 210, 62, 40
 COLOURS = {  # fill, stroke
     "victim": ("#dbeafe", "#1d4ed8"),
