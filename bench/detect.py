@@ -105,7 +105,7 @@ print(con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchall()[0][0
 
 PHASE = """
 import json, resource, sys, time, logging
-phase, db, path = sys.argv[1], sys.argv[2], sys.argv[3]
+phase, db, path, steps = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
 t = time.perf_counter()
 extra = {}
 if phase == "plain":
@@ -128,21 +128,30 @@ else:
             if r.name == "fundtrace.detect" and " alerts in " in r.getMessage():
                 m = r.getMessage(); times[m.split(":")[0]] = float(m.rsplit(" ", 1)[1].rstrip("s"))
     logging.getLogger("fundtrace.detect").addHandler(H()); logging.getLogger("fundtrace.detect").setLevel(logging.INFO)
+    step_lines = []
     with Workspace(db) as ws:
-        r = run(ws, full=(phase == "detect"))
-    extra = {"mode": r["mode"], "alerts": sum(r["recomputed"].values()), "families": times}
+        r = run(ws, full=(phase == "detect"), debug_sql=steps, report=step_lines.append)
+    extra = {"mode": r["mode"], "alerts": sum(r["recomputed"].values()), "families": times, "steps": step_lines}
+ru = resource.getrusage(resource.RUSAGE_SELF)
+rc = resource.getrusage(resource.RUSAGE_CHILDREN)
+extra["cpu"] = ru.ru_utime + ru.ru_stime + rc.ru_utime + rc.ru_stime
 print(json.dumps({"seconds": time.perf_counter() - t,
                   "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra}))
 """
 
 
-def phase(name: str, db: Path, path: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", PHASE, name, str(db), str(path)], capture_output=True, text=True)
+def phase(name: str, db: Path, path: Path, steps: bool = False) -> dict:
+    cmd = [sys.executable, "-c", PHASE, name, str(db), str(path), "1" if steps else "0"]
+    out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         print(f"{name} on {path.name} failed:\n{out.stderr[-1500:]}", file=sys.stderr, flush=True)
-        return {"seconds": float("nan"), "peak_mib": float("nan"), "alerts": 0, "families": {}, "failed": True}
+        return {"seconds": float("nan"), "cpu": float("nan"), "peak_mib": float("nan"), "alerts": 0, "families": {},
+                "failed": True}  # fmt: skip
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"  {name}: {result['seconds']:.1f}s, peak {result['peak_mib']:.0f} MiB", file=sys.stderr, flush=True)
+    print(f"  {name}: {result['seconds']:.1f}s wall, {result['cpu']:.1f}s CPU, peak {result['peak_mib']:.0f} MiB",
+          file=sys.stderr, flush=True)  # fmt: skip
+    for line in result.get("steps", []):
+        print(f"    {line}", file=sys.stderr, flush=True)
     return result
 
 
@@ -150,6 +159,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--keep", type=Path, help="keep the generated files and workspaces here")
+    ap.add_argument("--no-incremental", action="store_true", help="skip the 100 k batch and the incremental run")
+    ap.add_argument("--steps", action="store_true", help="print every SQL step's rows and seconds (--debug-sql)")
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory()
     work = args.keep or Path(tmp.name)
@@ -164,29 +175,35 @@ def main() -> None:
         for f in work.glob(f"*_{n}.duckdb*"):
             shutil.rmtree(f) if f.is_dir() else f.unlink()
         print(f"{n:,} rows:", file=sys.stderr, flush=True)
+        ws = work / f"ws_{n}.duckdb"
         res = {
             "plain": phase("plain", work / f"plain_{n}.duckdb", main_file),
-            "load": phase("load", work / f"ws_{n}.duckdb", main_file),
-            "detect": phase("detect", work / f"ws_{n}.duckdb", main_file),
-            "load+1": phase("load+1", work / f"ws_{n}.duckdb", inc_file),
-            "incr": phase("incr", work / f"ws_{n}.duckdb", inc_file),
+            "load": phase("load", ws, main_file),
+            "detect": phase("detect", ws, main_file, args.steps),
         }
+        if not args.no_incremental:
+            res["load+1"] = phase("load+1", ws, inc_file)
+            res["incr"] = phase("incr", ws, inc_file, args.steps)
         rows.append((n, res))
-    print("| rows | plain load s | fundtrace load s | detect (all) s | detect peak MiB | load+detect / plain |"
-          " incr batch 100k: load s | incr detect s | incr / full | alerts |")  # fmt: skip
+    nan = {"seconds": float("nan"), "cpu": float("nan"), "peak_mib": float("nan")}
+    print("| rows | plain load s (CPU) | fundtrace load s (CPU) | detect s (CPU) | detect peak MiB | load+detect / plain |"
+          " incr batch 100k: load s | incr detect s (CPU) | incr / full | alerts |")  # fmt: skip
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, r in rows:
+        p, ld, d, l1, inc = r["plain"], r["load"], r["detect"], r.get("load+1", nan), r.get("incr", nan)
         print(
-            f"| {n:,} | {r['plain']['seconds']:.1f} | {r['load']['seconds']:.1f} | {r['detect']['seconds']:.1f} | "
-            f"{r['detect']['peak_mib']:.0f} | {(r['load']['seconds'] + r['detect']['seconds']) / r['plain']['seconds']:.1f}x"
-            f" | {r['load+1']['seconds']:.1f} | {r['incr']['seconds']:.2f} | "
-            f"{r['incr']['seconds'] / r['detect']['seconds']:.1%} | {r['detect']['alerts']:,} |"
+            f"| {n:,} | {p['seconds']:.1f} ({p['cpu']:.1f}) | {ld['seconds']:.1f} ({ld['cpu']:.1f}) | "
+            f"{d['seconds']:.1f} ({d['cpu']:.1f}) | {d['peak_mib']:.0f} | "
+            f"{(ld['seconds'] + d['seconds']) / p['seconds']:.1f}x | {l1['seconds']:.1f} | "
+            f"{inc['seconds']:.2f} ({inc['cpu']:.1f}) | {inc['seconds'] / d['seconds']:.1%} | {d['alerts']:,} |"
         )
     for n, r in rows:
-        fam = ", ".join(f"{k} {v:.1f}s" for k, v in r["detect"]["families"].items())
-        print(f"\n{n:,} rows, per detector (full run): {fam}")
+        fams = r["detect"]["families"]
+        fam = ", ".join(f"{k} {v:.1f}s" for k, v in fams.items())
+        rest = r["detect"]["seconds"] - sum(fams.values())
+        print(f"\n{n:,} rows, per detector (full run): {fam}; preparing, storing and start-up {rest:.1f}s")
         print(f"peak MiB: plain {r['plain']['peak_mib']:.0f}, load {r['load']['peak_mib']:.0f}, "
-              f"detect {r['detect']['peak_mib']:.0f}, incremental {r['incr']['peak_mib']:.0f}")  # fmt: skip
+              f"detect {r['detect']['peak_mib']:.0f}, incremental {r.get('incr', nan)['peak_mib']:.0f}")  # fmt: skip
     tmp.cleanup()
 
 

@@ -2,25 +2,40 @@
 -- kind: detect
 -- description: Dormant then active: an account with no payment for dormant_days (it had one before, or was opened while the workspace was watching) that then moves many payments or much money within the active window.
 -- inputs: dt_tx (detect_prep), transactions, accounts
--- outputs: da_hits(acct, wake_t, prev_t, n, amt, last_t); the last step is alert rows.
+-- outputs: da_cand(acct): accounts that can have woken up; da_hits(acct, wake_t, prev_t, n, amt, last_t); the last step is alert rows.
 -- param: dormant_days DOUBLE = 180  Days without any payment that make an account dormant.
 -- param: active_hours DOUBLE = 72  The window after waking up in which activity is counted.
 -- param: active_min_txns DOUBLE = 5  Fewest payments in the window that make the wake-up suspicious.
 -- param: active_min_amount DOUBLE = 50000  ... or the least money in plus out in the window.
 -- param: ctx_from TIMESTAMP = 1970-01-01  The earliest time dt_tx holds (set by the runner); history before it is read from transactions.
--- step: da_days
-SELECT acct, t // 86400000000 AS d, min(t) AS first_t, max(t) AS last_t FROM (
+-- step: da_span
+-- Each active account's first and last payment in the window read: one row per account, not per account-day.
+SELECT acct, min(t) AS first_t, max(t) AS last_t FROM (
   SELECT src_id AS acct, t FROM dt_tx UNION ALL SELECT dst_id, t FROM dt_tx
-) GROUP BY 1, 2
+) GROUP BY acct
 -- step: da_before
 -- The last payment before the window read, for accounts active in it (an incremental run reads a recent window only).
 SELECT acct, max(t) AS last_t FROM (
   SELECT src_id AS acct, epoch_us(max(ts)) AS t FROM transactions
-  WHERE ts < $ctx_from AND src_id IN (SELECT acct FROM da_days) GROUP BY 1
+  WHERE ts < $ctx_from AND src_id IN (SELECT acct FROM da_span) GROUP BY 1
   UNION ALL
   SELECT dst_id, epoch_us(max(ts)) FROM transactions
-  WHERE ts < $ctx_from AND dst_id IN (SELECT acct FROM da_days) GROUP BY 1
+  WHERE ts < $ctx_from AND dst_id IN (SELECT acct FROM da_span) GROUP BY 1
 ) GROUP BY acct
+-- step: da_cand
+-- Only an account whose payments in the window span dormant_days, or whose first one comes dormant_days after
+-- its last earlier payment (else its opening while the workspace was watching), can have woken up.
+SELECT s.acct FROM da_span s
+LEFT JOIN da_before b ON b.acct = s.acct
+LEFT JOIN accounts ac ON ac.account_id = s.acct
+WHERE s.last_t - s.first_t >= CAST($dormant_days * 86400e6 AS BIGINT)
+   OR s.first_t - coalesce(b.last_t, CASE WHEN ac.opened_at >= (SELECT min(ts) FROM transactions)
+                                         THEN epoch_us(ac.opened_at) END) >= CAST($dormant_days * 86400e6 AS BIGINT)
+-- step: da_days
+SELECT acct, t // 86400000000 AS d, min(t) AS first_t, max(t) AS last_t FROM (
+  SELECT src_id AS acct, t FROM dt_tx WHERE src_id IN (SELECT acct FROM da_cand)
+  UNION ALL SELECT dst_id, t FROM dt_tx WHERE dst_id IN (SELECT acct FROM da_cand)
+) GROUP BY 1, 2
 -- step: da_wake
 -- The time before waking: the last payment, else the opening if the account was opened while the workspace was
 -- watching (an account first seen now after an opening long before the data says nothing about dormancy).
@@ -36,8 +51,8 @@ SELECT acct, wake_t, prev_t FROM (
 SELECT w.acct, w.wake_t, w.prev_t, count(*) AS n, sum(x.amt) AS amt, max(x.t) AS last_t,
        list(x.txn_id ORDER BY x.txn_id) AS txns, list(DISTINCT x.cp) AS cps
 FROM da_wake w
-JOIN (SELECT txn_id, t, amt, src_id AS acct, dst_id AS cp FROM dt_tx
-      UNION ALL SELECT txn_id, t, amt, dst_id, src_id FROM dt_tx) x
+JOIN (SELECT txn_id, t, amt, src_id AS acct, dst_id AS cp FROM dt_tx WHERE src_id IN (SELECT acct FROM da_wake)
+      UNION ALL SELECT txn_id, t, amt, dst_id, src_id FROM dt_tx WHERE dst_id IN (SELECT acct FROM da_wake)) x
   ON x.acct = w.acct AND x.t >= w.wake_t AND x.t <= w.wake_t + CAST($active_hours * 3600e6 AS BIGINT)
 GROUP BY w.acct, w.wake_t, w.prev_t
 HAVING count(*) >= $active_min_txns OR sum(x.amt) >= $active_min_amount

@@ -13,15 +13,25 @@
 -- step: fan_innocent
 SELECT account_id FROM accounts
 WHERE lower(kind) IN (SELECT unnest(string_split($innocent_kinds, ',')))
+-- step: fan_hubs
+-- The accounts that can be a fan's hub: with fan_pass_through only those with a pass-through episode
+-- (fan_kept drops every other hub), which keeps the wide scans below to a few percent of the payments.
+SELECT DISTINCT acct FROM pt_hits WHERE $fan_pass_through
 -- step: fan_pairs
 -- Pre-aggregate per (account, counterparty, bucket): count(DISTINCT) on raw rows is the slow aggregate (lesson 4).
 SELECT dst_id AS acct, src_id AS cp, 'in' AS dir, t // CAST($fan_window_hours * 3600e6 AS BIGINT) AS b,
        count(*) AS n, sum(amt) AS s, sum(amt * amt) AS s2, min(t) AS first_t, max(t) AS last_t
-FROM dt_tx WHERE src_id NOT IN (SELECT account_id FROM fan_innocent) GROUP BY 1, 2, 4
+FROM dt_tx
+WHERE src_id NOT IN (SELECT account_id FROM fan_innocent)
+  AND (NOT $fan_pass_through OR dst_id IN (SELECT acct FROM fan_hubs))
+GROUP BY 1, 2, 4
 UNION ALL
 SELECT src_id, dst_id, 'out', t // CAST($fan_window_hours * 3600e6 AS BIGINT),
        count(*), sum(amt), sum(amt * amt), min(t), max(t)
-FROM dt_tx WHERE dst_id NOT IN (SELECT account_id FROM fan_innocent) GROUP BY 1, 2, 4
+FROM dt_tx
+WHERE dst_id NOT IN (SELECT account_id FROM fan_innocent)
+  AND (NOT $fan_pass_through OR src_id IN (SELECT acct FROM fan_hubs))
+GROUP BY 1, 2, 4
 -- step: fan_cand
 -- Windows (a bucket and the next) with enough counterparties in total to possibly be a fan, and not a hub:
 -- only these are regrouped per counterparty.
@@ -74,7 +84,9 @@ JOIN (
   FROM fan_kept h
   JOIN fan_win w ON w.acct = h.acct AND w.dir = h.dir AND w.wb = h.b AND w.n = 1
   JOIN (SELECT txn_id, t, dst_id AS acct, src_id AS cp, 'in' AS dir FROM dt_tx
-        UNION ALL SELECT txn_id, t, src_id, dst_id, 'out' FROM dt_tx) x
+        WHERE dst_id IN (SELECT acct FROM fan_kept WHERE dir = 'in')
+        UNION ALL SELECT txn_id, t, src_id, dst_id, 'out' FROM dt_tx
+        WHERE src_id IN (SELECT acct FROM fan_kept WHERE dir = 'out')) x
     ON x.acct = h.acct AND x.dir = h.dir AND x.cp = w.cp AND x.t = w.first_t
   GROUP BY h.acct, h.dir, h.b
 ) e ON e.acct = h.acct AND e.dir = h.dir AND e.b = h.b

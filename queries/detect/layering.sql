@@ -42,13 +42,29 @@ FROM (SELECT *, b - k AS wb FROM sg_paths CROSS JOIN (VALUES (0), (1)) AS ks(k))
 GROUP BY src, sink, wb
 HAVING count(DISTINCT mid) >= $layer_min
    AND min(t1) // CAST($layer_window_hours * 3600e6 AS BIGINT) = wb
+-- step: gs_agg
+-- Per account and bucket, over the non-hub payments: how many in and out, how much, the last in and the first out.
+SELECT acct, b, sum(n_in) AS n_in, sum(n_out) AS n_out, sum(a_in) AS a_in, sum(a_out) AS a_out,
+       max(last_in) AS last_in, min(first_out) AS first_out
+FROM (
+  SELECT dst_id AS acct, b, count(*) AS n_in, 0 AS n_out, sum(amt) AS a_in, 0.0 AS a_out, max(t) AS last_in,
+         CAST(NULL AS BIGINT) AS first_out
+  FROM ly_tx GROUP BY 1, 2
+  UNION ALL
+  SELECT src_id, b, 0, count(*), 0.0, sum(amt), CAST(NULL AS BIGINT), min(t) FROM ly_tx GROUP BY 1, 2
+) GROUP BY acct, b
 -- step: gs_cand
--- Hub windows (a bucket and the next) with enough payments in and out: the only ones worth a distinct count.
-SELECT acct, b AS wb FROM (
-  SELECT acct, b, n_in, n_out, lead(n_in) OVER w AS next_in, lead(n_out) OVER w AS next_out, lead(b) OVER w AS next_b
-  FROM ly_deg WINDOW w AS (PARTITION BY acct ORDER BY b)
-) WHERE n_in + CASE WHEN next_b = b + 1 THEN next_in ELSE 0 END >= $gather_min
-    AND n_out + CASE WHEN next_b = b + 1 THEN next_out ELSE 0 END >= $layer_min
+-- Hub windows (a bucket with payments and the next) that pass every test of gs_hits except the distinct
+-- counts, from the per-bucket sums: enough payments in and out, every one in before every one out, and
+-- (gs_balance) out close to in. Few windows are left for the distinct count (lesson 4).
+SELECT acct, wb FROM (
+  SELECT a.acct, a.b AS wb, a.n_in + coalesce(n.n_in, 0) AS n_in, a.n_out + coalesce(n.n_out, 0) AS n_out,
+         a.a_in + coalesce(n.a_in, 0) AS a_in, a.a_out + coalesce(n.a_out, 0) AS a_out,
+         greatest(a.last_in, n.last_in) AS last_in, least(a.first_out, n.first_out) AS first_out
+  FROM gs_agg a LEFT JOIN gs_agg n ON n.acct = a.acct AND n.b = a.b + 1
+) WHERE n_in >= $gather_min AND n_out >= $layer_min AND last_in <= first_out
+    -- a hair of slack: gs_hits tests the balance exactly on its own sums
+    AND (NOT $gs_balance OR (a_out >= (1 - $keep_max) * a_in * (1 - 1e-9) AND a_out <= (1 + $over_max) * a_in * (1 + 1e-9)))
 -- step: gs_hits
 -- A hub paid by many in a window that then pays many, every payment out after every payment in (gather, then scatter).
 SELECT hub, wb AS b, count(DISTINCT CASE WHEN dir = 'in' THEN cp END) AS n_src,
