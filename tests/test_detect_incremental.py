@@ -1,14 +1,24 @@
-"""Incremental detection after a new batch stores exactly what a full rerun stores."""
+"""Incremental detection after a new batch stores exactly what a full rerun stores.
+
+Seeded worlds with every windowed typology, rings, bursts of new accounts and dormant accounts waking
+up, loaded in several batches (some payments arriving late, dated before the previous batch's end);
+after each batch the incremental run must store what a full run over the same batches stores. Links
+batches recompute only the rings; accounts batches, payments older than all others and changed
+settings force a full run.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import random
+from datetime import datetime, timedelta
 
 import pytest
 
 from fundtrace.detect import DetectSettings, run
+from fundtrace.detect.rings import RingSettings
 from fundtrace.workspace import Workspace
-from test_detect_helpers import fill, snapshot
+from test_detect_helpers import T0, fill, snapshot
 
 # Short windows so that ten days of data hold many windows and the incremental run has little to redo.
 SETTINGS = DetectSettings(
@@ -100,8 +110,196 @@ def test_since_recomputes_from_a_time(tmp_path):
         fill(ws, rows)
         run(ws, SETTINGS, full=True)
         before = snapshot(ws)
-        from datetime import datetime
-
         result = run(ws, SETTINGS, since=datetime(2024, 3, 7))
         assert result["mode"] == "incremental"
         assert snapshot(ws) == before
+
+
+def _rich_world(seed: int, days: int = 10):
+    """_world plus rings (shared phone card and device, opened together) whose members transact, new
+    accounts that burst, dormant accounts that wake up, and one busy hub paid all the time."""
+    rng = random.Random(seed)
+    rows = _world(seed, days)
+    n = len(rows)
+
+    def add(t, s, d, a):
+        nonlocal n
+        rows.append((f"z{n:05d}", t, s, d, round(a, 2)))
+        n += 1
+
+    accounts = []
+    for r in range(4):  # rings of four: each member pays normal accounts now and then
+        for j in range(4):
+            acct = f"r{r}m{j}"
+            accounts.append({"account": acct, "opened_at": T0, "phone": f"p{r}", "device": f"d{r}"})
+            for _ in range(3):
+                add(rng.randrange(days * 1440), acct, f"n{rng.randrange(150)}", rng.uniform(50, 900))
+    for k in range(6):  # new accounts opened during the data that move many payments at once
+        t0 = rng.randrange(1440, days * 1440 - 1500)
+        accounts.append({"account": f"w{k}", "opened_at": T0 + timedelta(minutes=t0)})
+        for j in range(7):
+            add(t0 + 60 + 90 * j, f"w{k}", f"n{rng.randrange(150)}", rng.uniform(100, 2000))
+    for k in range(6):  # dormant accounts: one payment, silence, then a burst
+        t0 = rng.randrange(0, days * 1440 - 5000)
+        add(t0, f"n{rng.randrange(150)}", f"q{k}", 500)
+        wake = t0 + 3500 + rng.randrange(1000)
+        for j in range(4):
+            add(wake + 45 * j, f"q{k}", f"n{rng.randrange(150)}", rng.uniform(300, 3000))
+    for _ in range(200):  # a hub paid by everyone, all the time
+        add(rng.randrange(days * 1440), f"n{rng.randrange(150)}", "hub", rng.uniform(10, 500))
+    return rows, accounts
+
+
+def _registry(accounts):
+    return [{"account": a["account"], "opened_at": a["opened_at"]} for a in accounts]
+
+
+def _add_links(ws, batch_id: int, accounts) -> None:
+    con = ws.con
+    con.execute(
+        "INSERT INTO batches VALUES (?, 'links', 'native', 'test', 'x', now()::TIMESTAMP, 0, 0, 0, 0, 0)", [batch_id]
+    ).fetchall()
+    for a in accounts:
+        for kind, key in (("phone_card", "phone"), ("device", "device")):
+            if key in a:
+                con.execute(
+                    "INSERT INTO links VALUES ('b', ?, account_key('b', ?), ?, ?, NULL, ?)",
+                    [a["account"], a["account"], kind, a[key], batch_id],
+                ).fetchall()
+
+
+def _batches(rows, cuts, late_minutes, rng):
+    """Split rows by time at ``cuts`` (minutes); a few payments before each cut arrive in the next batch."""
+    out = [[] for _ in range(len(cuts) + 1)]
+    for r in rows:
+        k = sum(r[1] >= c for c in cuts)
+        if k < len(cuts) and r[1] > cuts[k] - late_minutes and rng.random() < 0.3:
+            k += 1  # arrives late, dated before the previous batch's end
+        out[k].append(r)
+    return out
+
+
+def _batch_id(i: int) -> int:
+    """Transaction batch i (from 1) of the multi-batch tests; the links batch is 2, right after the first."""
+    return 1 if i == 1 else i + 1
+
+
+def _full_snapshot(path, batches, links_at=None, accounts=None, settings=SETTINGS, ring_settings=None):
+    with Workspace(path) as ws:
+        for i, b in enumerate(batches, start=1):
+            fill(ws, b, batch_id=_batch_id(i), accounts=_registry(accounts) if (i == 1 and accounts) else None)
+            if links_at is not None and i == links_at:
+                _add_links(ws, 2, accounts)
+        r = run(ws, settings, full=True, ring_settings=ring_settings)
+        return snapshot(ws), r
+
+
+def _check_batches(tmp_path, seed: int, cuts, late: int) -> dict:
+    rows, accounts = _rich_world(seed)
+    parts = _batches(rows, cuts, late, random.Random(seed + 100))
+    counts: dict[str, int] = {}
+    with Workspace(tmp_path / "inc.duckdb") as ws:
+        for i, part in enumerate(parts, start=1):
+            fill(ws, part, batch_id=_batch_id(i), accounts=_registry(accounts) if i == 1 else None)
+            if i == 1:
+                _add_links(ws, 2, accounts)
+            r = run(ws, SETTINGS)
+            assert r["mode"] == ("full" if i == 1 else "incremental")
+            got = snapshot(ws)
+            expected, full = _full_snapshot(tmp_path / f"full{i}.duckdb", parts[:i], 1, accounts)
+            assert got == expected, f"batch {i}: incremental differs from a full run"
+            if i > 1:
+                for t, c in r["recomputed"].items():
+                    counts[t] = counts.get(t, 0) + c
+                assert sum(r["recomputed"].values()) < sum(full["recomputed"].values())
+    for t in ("chain", "fan_in", "cycle", "scatter_gather", "structuring", "card_farm_ring", "new_account_burst",
+              "dormant_active"):  # fmt: skip
+        assert full["alerts"].get(t, 0) > 0 or t not in full["recomputed"], t
+    assert full["alerts"].get("card_farm_ring", 0) >= 4
+    return counts
+
+
+def test_several_batches_arriving_late_equal_full_runs(tmp_path):
+    _check_batches(tmp_path, 5, cuts=[7 * 1440, 9 * 1440], late=600)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [6, 7, 8])
+def test_several_batches_more_seeds(tmp_path, seed):
+    # late payments reach back further than the longest window (chains: (max_hops + 1) dwell windows)
+    _check_batches(tmp_path, seed, cuts=[4 * 1440, 6 * 1440, 8 * 1440, 9 * 1440], late=2000)
+
+
+def test_links_batch_recomputes_only_rings(tmp_path):
+    rows, accounts = _rich_world(9)
+    with Workspace(tmp_path / "a.duckdb") as ws:
+        fill(ws, rows, batch_id=1, accounts=_registry(accounts))
+        first = run(ws, SETTINGS)
+        assert first["alerts"].get("card_farm_ring", 0) == 0
+        _add_links(ws, 2, accounts)
+        r = run(ws, SETTINGS)
+        assert r["mode"] == "incremental" and set(r["recomputed"]) == {"card_farm_ring"}
+        assert r["alerts"]["card_farm_ring"] >= 4
+        got = snapshot(ws)
+        # a payment of a ring member changes the ring's activity: rings are recomputed; other payments leave them
+        fill(ws, [("late1", 9 * 1440 + 30, "r0m1", "n3", 777.0)], batch_id=3)
+        r = run(ws, SETTINGS)
+        assert "card_farm_ring" in r["recomputed"]
+        ring_after = snapshot(ws)
+        fill(ws, [("late2", 9 * 1440 + 40, "n4", "n5", 55.0)], batch_id=4)
+        r = run(ws, SETTINGS)
+        assert r["mode"] == "incremental" and "card_farm_ring" not in r["recomputed"]
+        final = snapshot(ws)
+    expected, _ = _full_snapshot(tmp_path / "f.duckdb", [rows], 1, accounts)
+    assert got == expected
+    assert ring_after != got  # the ring's evidence, end time and count now hold the late payment
+    expected, _ = _full_snapshot(
+        tmp_path / "f2.duckdb", [rows + [("late1", 9 * 1440 + 30, "r0m1", "n3", 777.0),
+                                         ("late2", 9 * 1440 + 40, "n4", "n5", 55.0)]], 1, accounts)  # fmt: skip
+    assert final == expected
+
+
+@pytest.mark.slow
+def test_what_forces_a_full_run(tmp_path):
+    rows, accounts = _rich_world(10)
+    with Workspace(tmp_path / "a.duckdb") as ws:
+        fill(ws, [r for r in rows if r[1] >= 1440], batch_id=1, accounts=_registry(accounts))
+        assert run(ws, SETTINGS)["mode"] == "full"
+        assert run(ws, SETTINGS)["mode"] == "up_to_date"
+        # changed detection or ring settings
+        assert run(ws, dataclasses.replace(SETTINGS, fan_min=5))["mode"] == "full"
+        assert run(ws, SETTINGS)["mode"] == "full"
+        assert run(ws, SETTINGS, ring_settings=RingSettings(min_ring_size=4))["mode"] == "full"
+        assert run(ws, SETTINGS)["mode"] == "full"
+        # an accounts batch (kinds, holders, opening dates)
+        ws.con.execute(
+            "INSERT INTO batches VALUES (2, 'accounts', 'native', 'test', 'x', now()::TIMESTAMP, 0, 0, 0, 0, 0)"
+        ).fetchall()
+        assert run(ws, SETTINGS)["mode"] == "full"
+        # payments older than every stored one ("opened while the workspace was watching" moves)
+        fill(ws, [r for r in rows if r[1] < 1440], batch_id=3)
+        assert run(ws, SETTINGS)["mode"] == "full"
+        got = snapshot(ws)
+    expected, _ = _full_snapshot(tmp_path / "f.duckdb", [rows], None, accounts)
+    assert got == expected
+
+
+def test_corroboration_totals_follow_new_batches(tmp_path):
+    """An account's pass-through share counts money it received in later batches (stored totals)."""
+    rows = [("a1", 0, "v1", "m", 1000.0), ("a2", 60, "m", "m2", 980.0), ("a3", 120, "m2", "z", 970.0),
+            ("a4", 130, "v2", "m", 1000.0), ("a5", 180, "m", "m2", 990.0), ("a6", 240, "m2", "z2", 960.0)]  # fmt: skip
+    later = [(f"g{i}", 3000 + 400 * i, f"p{i}", "m", 5000.0) for i in range(6)]  # m keeps these: share drops
+    with Workspace(tmp_path / "a.duckdb") as ws:
+        fill(ws, rows, batch_id=1)
+        first = run(ws, SETTINGS)
+        fill(ws, later, batch_id=2)
+        second = run(ws, SETTINGS)
+        assert second["mode"] == "incremental"
+        totals = dict(ws.con.execute("SELECT acct, in_amt FROM detect_in_totals").fetchall())
+        m = ws.con.execute("SELECT account_key('b', 'm')").fetchall()[0][0]
+        assert float(totals[m]) == 2000.0 + 6 * 5000.0
+        got = snapshot(ws)
+    assert first["alerts"].get("pass_through", 0) > 0
+    assert second["alerts"].get("pass_through", 0) < first["alerts"]["pass_through"]
+    expected, _ = _full_snapshot(tmp_path / "f.duckdb", [rows, later])
+    assert got == expected

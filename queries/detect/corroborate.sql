@@ -1,7 +1,7 @@
 -- name: detect_corroborate
 -- kind: detect
 -- description: Corroboration of the raw alerts before they are published: an alert of a corroborated typology is kept only when one of its mules, hubs or members is a pass-through account over its whole history (a pass-through alert, in addition, a link to another such account or to a kept structural alert) (most of the money it ever received left again within the dwell window: the share of pass-through episodes in all its incoming money). Normal people forward money now and then (a salary to rent, a shared bill); a mule does little else. Terminals, merchants and other innocent kinds are not listed as sinks or members (the money left the system there; the payment stays in the evidence).
--- inputs: detect_raw_alerts, detect_raw_members, detect_pt_episodes, transactions, accounts
+-- inputs: detect_raw_alerts, detect_raw_members, detect_raw_evidence, detect_pt_episodes, detect_in_totals (acct, in_amt: money received from other accounts, all time), transactions (evidence amounts), accounts
 -- outputs: dc_share(acct, pt_amt, in_amt, share); dc_core(acct); dc_keep(alert_id); dc_members (the published members).
 -- param: share_min DOUBLE = 0.4  Smallest share of an account's incoming money that passed through it for the account to corroborate an alert.
 -- param: share_alone DOUBLE = 0.9  A pass-through alert needs no link when at least this share of all the account's incoming money passed through it (it does little else).
@@ -14,11 +14,11 @@
 -- param: layer_min DOUBLE = 3  Fewest payees of a gather-scatter hub that are not of an innocent kind.
 -- param: innocent_kinds VARCHAR = business,merchant,utility,government,payroll,atm  Account kinds never listed as a sink or member.
 -- step: dc_share
-SELECT p.acct, p.pt_amt, i.in_amt, p.pt_amt / i.in_amt AS share
+-- detect_in_totals holds every account's incoming money over its whole history (kept up to date by the
+-- runner from each new batch, so no run re-sums all transactions).
+SELECT p.acct, p.pt_amt, CAST(i.in_amt AS DOUBLE) AS in_amt, p.pt_amt / CAST(i.in_amt AS DOUBLE) AS share
 FROM (SELECT acct, sum(in_amt) AS pt_amt FROM detect_pt_episodes GROUP BY acct) p
-JOIN (SELECT dst_id AS acct, sum(CAST(amount AS DOUBLE)) AS in_amt FROM transactions
-      WHERE dst_id IN (SELECT acct FROM detect_pt_episodes) AND src_id <> dst_id GROUP BY dst_id) i
-  ON i.acct = p.acct
+JOIN detect_in_totals i ON i.acct = p.acct
 -- step: dc_core
 SELECT acct FROM dc_share WHERE share >= $share_min
 -- step: dc_struct
