@@ -60,7 +60,7 @@ with Workspace(db) as ws:
         out["diff_alerts"] = len(set(before[0]) ^ set(after[0]))
 ch = resource.getrusage(resource.RUSAGE_CHILDREN)
 out.update(mode=r["mode"], wall=wall, cpu=cpu, peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           recomputed=sum(r["recomputed"].values()), stored=sum(r["alerts"].values()), timings=r["timings"])
+           recomputed=sum(r["recomputed"].values()), stored=sum(r["alerts"].values()), timings=r.get("timings", {}))
 print(json.dumps(out))
 """
 

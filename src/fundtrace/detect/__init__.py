@@ -59,7 +59,7 @@ TYPOLOGIES = (
     "pass_through", "chain", "fan_in", "fan_out", "scatter_gather", "gather_scatter", "stacked", "bipartite",
     "cycle", "structuring", "card_farm_ring", "new_account_burst", "dormant_active",
 )  # fmt: skip
-_SCRATCH = ("dt_", "pt_", "ch_", "fan_", "ly_", "sg_", "gs_", "bp_", "cy_", "st_", "nb_", "da_", "dx_", "dc_")
+_SCRATCH = ("dt_", "pt_", "ch_", "fan_", "ly_", "sg_", "gs_", "bp_", "cy_", "st_", "nb_", "da_", "dx_", "dc_", "cs_")
 
 
 @dataclass(frozen=True)
@@ -142,10 +142,10 @@ def _floor(ts: datetime, hours: float) -> datetime:
     return datetime(1970, 1, 1) + timedelta(microseconds=(us // width) * width)
 
 
-def _drop_scratch(con) -> None:
+def _drop_scratch(con, keep: tuple[str, ...] = ()) -> None:
     rows = con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
     for (name,) in rows:
-        if name.startswith(_SCRATCH):
+        if name.startswith(_SCRATCH) and not (keep and name.startswith(keep)):
             con.execute(f'DROP TABLE IF EXISTS temp."{name}"').fetchall()
 
 
@@ -317,18 +317,15 @@ def _detect(ws, engine, settings: DetectSettings, plan: _Plan, wanted, ring_sett
             cutoffs[fam.name] = None
     windowed = [f for f in families if f.bucket is not None]
     # Families building on pass-through episodes read them from up to two dwell windows before their cutoff;
-    # episodes are bucketed on dwell boundaries, so that context starts on one, a further dwell earlier.
-    shared = [cutoffs[f.name] for f in windowed if f.lookback is None]
+    # episodes are bucketed on dwell boundaries, so that context starts on one, a further dwell earlier. The
+    # episodes themselves (pt_hits) are built once, from the earliest of these contexts.
     shared_ctx = None
     if incremental and windowed:
-        starts = [_floor(c - timedelta(hours=3 * settings.dwell_hours), settings.dwell_hours) for c in shared]
-        shared_ctx = min(starts) if starts else None
         for f in windowed:
-            ctxs[f.name] = (
-                shared_ctx
-                if f.lookback is None
-                else _floor(cutoffs[f.name] - timedelta(hours=f.lookback(settings)), settings.dwell_hours)
-            )
+            back = 3 * settings.dwell_hours if f.lookback is None else f.lookback(settings)
+            ctxs[f.name] = _floor(cutoffs[f.name] - timedelta(hours=back), settings.dwell_hours)
+        shared = [ctxs[f.name] for f in windowed if f.lookback is None]
+        shared_ctx = min(shared) if shared else None
     ctx_from = min(ctxs.values()) if ctxs else None
     out = []
     if windowed:
@@ -337,7 +334,13 @@ def _detect(ws, engine, settings: DetectSettings, plan: _Plan, wanted, ring_sett
         prepare(engine, settings, ctx_from)
         timings["prepare"] = time.perf_counter() - t0
     # Families on the shared window first, then those narrowed to their own window or the touched accounts.
-    narrowed = [f for f in windowed if incremental and (f.lookback is not None or (touched and f.key_role))]
+    narrowed = [
+        f
+        for f in windowed
+        if incremental
+        and f.name != "pass_through"  # it builds pt_hits, which the others need from the whole shared window
+        and (f.lookback is not None or ctxs[f.name] != shared_ctx or (touched and f.key_role))
+    ]
     order = [f for f in windowed if f not in narrowed] + narrowed + [f for f in families if f.bucket is None]
     wide = "dt_tx"
     for fam in order:
@@ -355,6 +358,7 @@ def _detect(ws, engine, settings: DetectSettings, plan: _Plan, wanted, ring_sett
                 if by_account
                 else ""
             )
+            _drop_scratch(con, keep=("dt_wide", "pt_", "dx_"))  # nothing derived from another window is reused
             engine.materialise("dt_tx", f"SELECT * FROM dt_wide WHERE {where}", {"c": ctxs[fam.name]})
             engine.ctx_from = ctxs[fam.name]
         if fam.name == "card_farm_ring":
@@ -479,19 +483,22 @@ def _store(ws, engine, settings: DetectSettings, plan: _Plan, results, wanted: l
     detected_at = _now()
     has_pt = engine.table_exists("pt_hits")
     with ws.transaction() as con:
-        for fam, cutoff, by_account, _ in results:
-            typs = [t for t in fam.typologies if t in wanted]
-            where = "typology IN (SELECT unnest($t))" + (" AND start_ts >= $c" if cutoff is not None else "")
-            params = {"t": typs} | ({"c": cutoff} if cutoff is not None else {})
+        gone, params = [], {}
+        for i, (fam, cutoff, by_account, _) in enumerate(results):
+            params[f"t{i}"] = [t for t in fam.typologies if t in wanted]
+            where = f"typology IN (SELECT unnest($t{i}))"
+            if cutoff is not None:
+                where += f" AND start_ts >= $c{i}"
+                params[f"c{i}"] = cutoff
             if by_account:
                 where += (
-                    " AND alert_id IN (SELECT alert_id FROM detect_raw_members WHERE role = $r"
+                    f" AND alert_id IN (SELECT alert_id FROM detect_raw_members WHERE role = $r{i}"
                     " AND account_id IN (SELECT account_id FROM dx_touched))"
                 )
-                params["r"] = fam.key_role
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE dx_gone AS SELECT alert_id FROM detect_raw_alerts WHERE {where}", params
-            )
+                params[f"r{i}"] = fam.key_role
+            gone.append(f"SELECT alert_id FROM detect_raw_alerts WHERE {where}")
+        if gone:
+            con.execute("CREATE OR REPLACE TEMP TABLE dx_gone AS " + " UNION ALL ".join(gone), params)
             con.execute("DELETE FROM detect_raw_members WHERE alert_id IN (SELECT alert_id FROM dx_gone)")
             con.execute("DELETE FROM detect_raw_evidence WHERE alert_id IN (SELECT alert_id FROM dx_gone)")
             con.execute("DELETE FROM detect_raw_alerts WHERE alert_id IN (SELECT alert_id FROM dx_gone)")
