@@ -1,20 +1,20 @@
 -- name: detect_bipartite_candidates
 -- kind: detect
 -- description: Candidate edges of bipartite layers: within a window of two layering buckets, payments between pass-through accounts (pt_hits) where the payer pays two or more such payees that are each paid by layer_min or more such payers (trimmed twice); hubs left out. Components and density are checked in Python on these few edges.
--- inputs: dt_tx (detect_prep), pt_hits (detect_pass_through), ly_deg (detect_layering)
+-- inputs: dt_tx (detect_prep), pt_hits (detect_pass_through), ly_hub (detect_layering: hub buckets)
 -- outputs: bp_edges(src, dst, wb, n, amt, first_t, last_t, txns)
 -- param: layer_window_hours DOUBLE = 72  Width of a layering bucket; a window is a bucket and the next one.
 -- param: layer_min DOUBLE = 3  Fewest payers paying the same payees.
 -- param: layer_max DOUBLE = 60  An account with more payments than this in a bucket is a hub and left out.
 -- step: bp_pairs
-SELECT x.src_id AS src, x.dst_id AS dst, x.t // CAST($layer_window_hours * 3600e6 AS BIGINT) - k AS wb,
+SELECT x.src_id AS src, x.dst_id AS dst, x.b - k AS wb,
        count(*) AS n, sum(x.amt) AS amt, min(x.t) AS first_t, max(x.t) AS last_t, list(x.txn_id) AS txns
-FROM dt_tx x
-JOIN ly_deg s ON s.acct = x.src_id AND s.b = x.t // CAST($layer_window_hours * 3600e6 AS BIGINT)
-JOIN ly_deg d ON d.acct = x.dst_id AND d.b = x.t // CAST($layer_window_hours * 3600e6 AS BIGINT)
+FROM (SELECT txn_id, t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx
+      WHERE src_id IN (SELECT acct FROM pt_hits) AND dst_id IN (SELECT acct FROM pt_hits)) x
+LEFT JOIN ly_hub s ON s.acct = x.src_id AND s.b = x.b
+LEFT JOIN ly_hub d ON d.acct = x.dst_id AND d.b = x.b
 CROSS JOIN (VALUES (0), (1)) AS ks(k)
-WHERE s.n_in + s.n_out <= $layer_max AND d.n_in + d.n_out <= $layer_max
-  AND x.src_id IN (SELECT acct FROM pt_hits) AND x.dst_id IN (SELECT acct FROM pt_hits)
+WHERE s.acct IS NULL AND d.acct IS NULL
 GROUP BY 1, 2, 3
 -- step: bp_trim1
 SELECT p.* FROM bp_pairs p

@@ -31,7 +31,7 @@ WITH RECURSIVE walk(root_txn, txn_id, depth) AS (
 )
 SELECT root_txn, txn_id, min(depth) AS depth FROM walk GROUP BY root_txn, txn_id
 -- step: ch_tx
-SELECT w.root_txn, w.depth, x.txn_id, x.src_id, x.dst_id, x.ts, x.t, x.amt, x.channel
+SELECT w.root_txn, w.depth, x.txn_id, x.src_id, x.dst_id, make_timestamp(x.t) AS ts, x.t, x.amt, x.cash_out
 FROM ch_walk w JOIN dt_tx x ON x.txn_id = w.txn_id
 -- step: ch_acct
 -- Per chain and account: its mule level (hops from the root's payer) and whether it passed money on.
@@ -61,7 +61,7 @@ SELECT CASE WHEN s.width > 1 THEN 'stacked' ELSE 'chain' END AS typology,
 FROM ch_shape s
 JOIN ch_tx r ON r.root_txn = s.root_txn AND r.txn_id = s.root_txn
 JOIN (SELECT root_txn, make_timestamp(max(t)) AS end_ts, max(t) AS end_t, list(DISTINCT txn_id ORDER BY txn_id) AS evidence,
-             sum(CASE WHEN channel IN ('atm', 'crypto', 'cross_border') THEN 1 ELSE 0 END) AS cash_out
+             sum(CASE WHEN cash_out THEN 1 ELSE 0 END) AS cash_out
       FROM ch_tx GROUP BY root_txn) e ON e.root_txn = s.root_txn
 JOIN (SELECT root_txn, list({'account_id': acct,
                              'role': CASE WHEN level = 0 THEN 'source' WHEN sends = 1 THEN 'mule' ELSE 'sink' END,

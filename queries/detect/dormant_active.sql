@@ -9,10 +9,16 @@
 -- param: active_min_amount DOUBLE = 50000  ... or the least money in plus out in the window.
 -- param: ctx_from TIMESTAMP = 1970-01-01  The earliest time dt_tx holds (set by the runner); history before it is read from transactions.
 -- step: da_span
--- Each active account's first and last payment in the window read: one row per account, not per account-day.
+-- The first and last payment in the window read of each account that can have woken up: one row per account,
+-- not per account-day. When everything read spans less than dormant_days and there is no history before it
+-- (a full run), only an account opened while the workspace was watching can have been dormant.
 SELECT acct, min(t) AS first_t, max(t) AS last_t FROM (
   SELECT src_id AS acct, t FROM dt_tx UNION ALL SELECT dst_id, t FROM dt_tx
-) GROUP BY acct
+)
+WHERE $ctx_from > TIMESTAMP '1970-01-01'
+   OR (SELECT max(t) - min(t) FROM dt_tx) >= CAST($dormant_days * 86400e6 AS BIGINT)
+   OR acct IN (SELECT account_id FROM accounts WHERE opened_at >= (SELECT min(ts) FROM transactions))
+GROUP BY acct
 -- step: da_before
 -- The last payment before the window read, for accounts active in it (an incremental run reads a recent window only).
 SELECT acct, max(t) AS last_t FROM (

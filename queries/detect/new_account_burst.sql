@@ -9,10 +9,10 @@
 -- step: nb_open
 -- Accounts active in the window whose opening time the registry gives, opened while the workspace was watching
 -- (a first payment alone does not say when an account was opened).
+-- (Whether it moved money in the window is nb_hits' join; a semi-join here would build on all payments.)
 SELECT ac.account_id AS acct, epoch_us(ac.opened_at) AS opened_t
 FROM accounts ac
 WHERE ac.opened_at IS NOT NULL AND ac.opened_at >= (SELECT min(ts) FROM transactions)
-  AND ac.account_id IN (SELECT src_id FROM dt_tx UNION SELECT dst_id FROM dt_tx)
 -- step: nb_hits
 SELECT o.acct, o.opened_t, count(*) AS n, sum(x.amt) AS amt, min(x.t) AS first_t, max(x.t) AS last_t,
        list(x.txn_id ORDER BY x.txn_id) AS txns, list(DISTINCT x.cp) AS cps

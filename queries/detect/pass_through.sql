@@ -16,15 +16,18 @@ SELECT dst_id AS acct, t // CAST($dwell_hours * 3600e6 AS BIGINT) AS b,
        count(*) AS n_in, sum(amt) AS in_amt, min(t) AS first_in, max(t) AS last_in
 FROM dt_tx
 GROUP BY 1, 2
-HAVING count(*) <= $max_in
--- step: pt_out
-SELECT i.acct, i.b, count(*) AS n_out, sum(o.amt) AS out_amt, max(o.t) AS last_out
-FROM (SELECT acct, b, first_in, last_in, b + k AS ob FROM pt_in CROSS JOIN (VALUES (0), (1)) AS ks(k)) i
-JOIN (SELECT src_id, t, amt, t // CAST($dwell_hours * 3600e6 AS BIGINT) AS ob FROM dt_tx) o
-  ON o.src_id = i.acct AND o.ob = i.ob
-WHERE o.t >= i.first_in AND o.t <= i.last_in + CAST($dwell_hours * 3600e6 AS BIGINT)
-GROUP BY 1, 2
+HAVING count(*) <= $max_in AND sum(amt) >= $min_amount  -- less in can never pass min_amount through
 -- step: pt_hits
+-- Money out of each in-bucket's account between its first payment in and a dwell window after its last,
+-- from the same and the next bucket; kept when out is close to in and enough passed through.
+WITH pt_out AS (
+  SELECT i.acct, i.b, count(*) AS n_out, sum(o.amt) AS out_amt, max(o.t) AS last_out
+  FROM (SELECT acct, b, first_in, last_in, b + k AS ob FROM pt_in CROSS JOIN (VALUES (0), (1)) AS ks(k)) i
+  JOIN (SELECT src_id, t, amt, t // CAST($dwell_hours * 3600e6 AS BIGINT) AS ob FROM dt_tx) o
+    ON o.src_id = i.acct AND o.ob = i.ob
+  WHERE o.t >= i.first_in AND o.t <= i.last_in + CAST($dwell_hours * 3600e6 AS BIGINT)
+  GROUP BY 1, 2
+)
 SELECT i.acct, i.b, i.n_in, o.n_out, i.in_amt, o.out_amt,
        least(i.in_amt, o.out_amt) - $alpha * abs(i.in_amt - o.out_amt) AS flow,
        (i.in_amt - o.out_amt) / i.in_amt AS kept,

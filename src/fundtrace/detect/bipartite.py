@@ -16,7 +16,7 @@ import pyarrow as pa
 from fundtrace import queries
 from fundtrace.detect.base import ALERT_SCHEMA, EVIDENCE_SCHEMA, MEMBER_SCHEMA, Detection, alert_id, params_for
 from fundtrace.detect.settings import DetectSettings
-from fundtrace.detect.sqlfamilies import _ensure, run_query
+from fundtrace.detect.sqlfamilies import _ensure, release, run_query
 
 __all__ = ["MIN_DENSITY", "detect_bipartite"]
 
@@ -29,11 +29,12 @@ def detect_bipartite(engine, settings: DetectSettings) -> Detection:
     _ensure(engine, settings)
     if not engine.table_exists("pt_hits"):
         run_query(engine, "detect_pass_through", settings)
-    if not engine.table_exists("ly_deg"):
+    if not engine.table_exists("ly_hub"):  # the hub buckets, from layering's first two steps
         layering = queries.get("detect_layering")
-        engine.run_steps(layering.steps[:1], layering.bind(params_for(layering, settings)))
+        engine.run_steps(layering.steps[:2], layering.bind(params_for(layering, settings)))
     run_query(engine, "detect_bipartite_candidates", settings)
     rows = engine.to_arrow("SELECT * FROM bp_edges ORDER BY wb, src, dst").to_pylist()
+    release(engine, "detect_bipartite_candidates")
     by_window: dict[int, list[dict]] = {}
     for r in rows:
         by_window.setdefault(r["wb"], []).append(r)

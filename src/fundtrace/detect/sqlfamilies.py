@@ -44,6 +44,25 @@ def prepare(engine, settings: DetectSettings, ctx_from: datetime | None = None) 
     run_query(engine, "detect_prep", settings)
 
 
+# Tables that detectors after the one making them read (and the runner stores pt_hits): kept until the run
+# ends. Every other intermediate table is dropped as soon as its detector has collected its alerts, so that
+# the next detector's joins and aggregates have the memory (at 10 M payments they spilled to disk before).
+SHARED = frozenset({"dt_holder", "dt_tx", "pt_hits", "ly_acct", "ly_hub"})
+
+
+def release(engine, name: str) -> None:
+    """Drop the intermediate tables of query ``name`` that no later detector reads (see ``SHARED``)."""
+    for step, _ in queries.get(name).steps:
+        if step not in SHARED:
+            engine.execute(f'DROP TABLE IF EXISTS "{step}"')
+
+
+def _run_and_collect(engine, name: str, settings: DetectSettings) -> Detection:
+    detection = collect(engine, run_query(engine, name, settings))
+    release(engine, name)
+    return detection
+
+
 def _ensure(engine, settings: DetectSettings) -> None:
     if not engine.table_exists("dt_tx"):
         prepare(engine, settings)
@@ -60,7 +79,7 @@ def detect_pass_through(engine, settings: DetectSettings) -> Detection:
     joined to outs on (account, bucket) against the same and the next bucket.
     """
     _ensure(engine, settings)
-    return collect(engine, run_query(engine, "detect_pass_through", settings))
+    return _run_and_collect(engine, "detect_pass_through", settings)
 
 
 def _ensure_pass_through(engine, settings: DetectSettings) -> None:
@@ -73,19 +92,19 @@ def _ensure_pass_through(engine, settings: DetectSettings) -> None:
 def detect_chains(engine, settings: DetectSettings) -> Detection:
     """Chains (one account per level) and stacked layers (several) of pass-through hops."""
     _ensure_pass_through(engine, settings)
-    return collect(engine, run_query(engine, "detect_chain", settings))
+    return _run_and_collect(engine, "detect_chain", settings)
 
 
 def detect_fans(engine, settings: DetectSettings) -> Detection:
     """Fan-in and fan-out within ``fan_window_hours`` buckets (a bucket and the next)."""
     _ensure_pass_through(engine, settings)
-    return collect(engine, run_query(engine, "detect_fans", settings))
+    return _run_and_collect(engine, "detect_fans", settings)
 
 
 def detect_layering(engine, settings: DetectSettings) -> Detection:
     """Scatter-gather and gather-scatter within ``layer_window_hours`` buckets."""
     _ensure(engine, settings)
-    return collect(engine, run_query(engine, "detect_layering", settings))
+    return _run_and_collect(engine, "detect_layering", settings)
 
 
 def detect_cycles(engine, settings: DetectSettings) -> Detection:
@@ -97,16 +116,16 @@ def detect_cycles(engine, settings: DetectSettings) -> Detection:
 def detect_structuring(engine, settings: DetectSettings) -> Detection:
     """Repeated amounts just under the reporting ``threshold``."""
     _ensure(engine, settings)
-    return collect(engine, run_query(engine, "detect_structuring", settings))
+    return _run_and_collect(engine, "detect_structuring", settings)
 
 
 def detect_new_account_burst(engine, settings: DetectSettings) -> Detection:
     """Many payments or much money within ``burst_hours`` of an account's opening."""
     _ensure(engine, settings)
-    return collect(engine, run_query(engine, "detect_new_account_burst", settings))
+    return _run_and_collect(engine, "detect_new_account_burst", settings)
 
 
 def detect_dormant_active(engine, settings: DetectSettings) -> Detection:
     """An account silent for ``dormant_days`` that suddenly moves many payments or much money."""
     _ensure(engine, settings)
-    return collect(engine, run_query(engine, "detect_dormant_active", settings))
+    return _run_and_collect(engine, "detect_dormant_active", settings)
