@@ -2,27 +2,54 @@
 -- kind: detect
 -- description: Temporal cycles (as in 2SCENT): payments a->b->...->a with strictly increasing times, all within the cycle window of the first payment, at most max_len payments, no account visited twice; hubs left out. A bounded recursive walk over candidate payments.
 -- inputs: dt_tx (detect_prep), pt_hits (detect_pass_through)
--- outputs: cy_found(start_txn, start_acct, start_t, end_t, accts, txns, amts): one row per cycle, keyed by its first payment and path.
+-- outputs: cy_tx(txn_id, t, src_id, dst_id, amt, b): the candidate payments (static cycles read them too); cy_found(start_txn, start_acct, start_t, end_t, accts, txns, amts): one row per cycle, keyed by its first payment and path.
 -- param: cycle_window_hours DOUBLE = 72  All payments of a cycle happen within this time after its first payment.
 -- param: cycle_max_len INTEGER = 6  Longest cycle, in payments.
 -- param: cycle_min_len INTEGER = 3  Shortest cycle, in payments (A pays B and B pays A back is everyday life).
 -- param: cycle_tolerance DOUBLE = 0.2  Largest relative change of amount from one hop to the next; negative means amounts are not compared.
 -- param: cycle_max_degree DOUBLE = 60  Accounts with more payments than this in a cycle bucket are hubs and are left out.
 -- param: cycle_pass_through_only BOOLEAN = true  Walk only payments with a pass-through account (pt_hits) at one end at least: every hop of a cycle of 3 or more whose intermediates pass the money on has one.
+-- step: cy_cand
+-- Payments with a pass-through account at one end (all payments when switched off), bucketed by window.
+SELECT txn_id, t, src_id, dst_id, amt, t // CAST($cycle_window_hours * 3600e6 AS BIGINT) AS b
+FROM dt_tx
+WHERE NOT $cycle_pass_through_only
+   OR src_id IN (SELECT DISTINCT acct FROM pt_hits) OR dst_id IN (SELECT DISTINCT acct FROM pt_hits)
+-- step: cy_in1
+-- A payment lies on a cycle only if its payer is paid and its payee pays within a bucket either side of it
+-- (every payment of a cycle falls in two consecutive buckets): two rounds of trimming before the walk.
+SELECT DISTINCT dst_id AS acct, b FROM cy_cand
+-- step: cy_out1
+SELECT DISTINCT src_id AS acct, b FROM cy_cand
+-- step: cy_trim1
+SELECT x.* FROM cy_cand x
+WHERE EXISTS (SELECT 1 FROM cy_in1 i WHERE i.acct = x.src_id AND i.b BETWEEN x.b - 1 AND x.b + 1)
+  AND EXISTS (SELECT 1 FROM cy_out1 o WHERE o.acct = x.dst_id AND o.b BETWEEN x.b - 1 AND x.b + 1)
+-- step: cy_in2
+SELECT DISTINCT dst_id AS acct, b FROM cy_trim1
+-- step: cy_out2
+SELECT DISTINCT src_id AS acct, b FROM cy_trim1
+-- step: cy_trim2
+SELECT x.* FROM cy_trim1 x
+WHERE EXISTS (SELECT 1 FROM cy_in2 i WHERE i.acct = x.src_id AND i.b BETWEEN x.b - 1 AND x.b + 1)
+  AND EXISTS (SELECT 1 FROM cy_out2 o WHERE o.acct = x.dst_id AND o.b BETWEEN x.b - 1 AND x.b + 1)
+-- step: cy_ends
+SELECT src_id AS acct FROM cy_trim2 UNION SELECT dst_id FROM cy_trim2
 -- step: cy_deg
+-- All payments (not only candidates) per bucket of the accounts left.
 SELECT acct, b, sum(n) AS n FROM (
-  SELECT src_id AS acct, t // CAST($cycle_window_hours * 3600e6 AS BIGINT) AS b, count(*) AS n FROM dt_tx GROUP BY 1, 2
+  SELECT src_id AS acct, t // CAST($cycle_window_hours * 3600e6 AS BIGINT) AS b, count(*) AS n
+  FROM dt_tx WHERE src_id IN (SELECT acct FROM cy_ends) GROUP BY 1, 2
   UNION ALL
-  SELECT dst_id, t // CAST($cycle_window_hours * 3600e6 AS BIGINT), count(*) FROM dt_tx GROUP BY 1, 2
+  SELECT dst_id, t // CAST($cycle_window_hours * 3600e6 AS BIGINT), count(*)
+  FROM dt_tx WHERE dst_id IN (SELECT acct FROM cy_ends) GROUP BY 1, 2
 ) GROUP BY acct, b
 -- step: cy_tx
--- Candidate payments: neither end is a hub in that bucket; one end passes money on (unless switched off).
-SELECT x.txn_id, x.t, x.src_id, x.dst_id, x.amt, x.t // CAST($cycle_window_hours * 3600e6 AS BIGINT) AS b
-FROM dt_tx x
-JOIN cy_deg s ON s.acct = x.src_id AND s.b = x.t // CAST($cycle_window_hours * 3600e6 AS BIGINT)
-JOIN cy_deg d ON d.acct = x.dst_id AND d.b = x.t // CAST($cycle_window_hours * 3600e6 AS BIGINT)
+-- Candidate payments: neither end is a hub in that bucket.
+SELECT x.* FROM cy_trim2 x
+JOIN cy_deg s ON s.acct = x.src_id AND s.b = x.b
+JOIN cy_deg d ON d.acct = x.dst_id AND d.b = x.b
 WHERE s.n <= $cycle_max_degree AND d.n <= $cycle_max_degree
-  AND (NOT $cycle_pass_through_only OR x.src_id IN (SELECT acct FROM pt_hits) OR x.dst_id IN (SELECT acct FROM pt_hits))
 -- step: cy_next
 -- Each payment also serves walks that started in the bucket before.
 SELECT txn_id, t, src_id, dst_id, amt, b - k AS sb FROM cy_tx CROSS JOIN (VALUES (0), (1)) AS ks(k)

@@ -54,10 +54,11 @@ class DetectSettings:
     gather_min: float = 2.0
     gs_balance: bool = True
     # cycles
-    cycle_window_hours: float = 72.0
+    cycle_kinds: tuple[str, ...] = ("temporal", "static")  # temporal: hops in time order; static: in any order
+    cycle_window_hours: float = 72.0  # temporal: after the first payment; static: a bucket and the next
     cycle_max_len: int = 6
     cycle_min_len: int = 3
-    cycle_tolerance: float = 0.2
+    cycle_tolerance: float = 0.2  # per hop (static: per edge's money in the window); negative: not compared
     cycle_max_degree: float = 60.0
     cycle_pass_through_only: bool = True
     # structuring

@@ -108,9 +108,11 @@ def detect_layering(engine, settings: DetectSettings) -> Detection:
 
 
 def detect_cycles(engine, settings: DetectSettings) -> Detection:
-    """Temporal cycles with strictly increasing times within ``cycle_window_hours`` (2SCENT-like)."""
+    """Temporal (2SCENT-like) and static length-bounded cycles, ``cycle_kinds``; see fundtrace.detect.cycles."""
+    from fundtrace.detect import cycles
+
     _ensure_pass_through(engine, settings)
-    return collect(engine, run_query(engine, "detect_cycles", settings))
+    return cycles.detect_cycles(engine, settings)
 
 
 def detect_structuring(engine, settings: DetectSettings) -> Detection:

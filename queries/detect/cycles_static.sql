@@ -1,0 +1,28 @@
+-- name: detect_cycles_static
+-- kind: detect
+-- description: Candidate account-to-account edges for length-bounded simple cycles with no time order: the candidate payments of detect_cycles aggregated per edge and window, trimmed of edges that cannot lie on a cycle.
+-- inputs: cy_tx (detect_cycles)
+-- outputs: cs_cand(w, src_id, dst_id, amt, in_first): one row per edge of window w (buckets w and w + 1 of cycle_window_hours), its money in the window, and whether it has a payment in bucket w.
+-- param: cycle_window_hours DOUBLE = 72  All payments of a cycle happen within two buckets of this width, starting on a bucket boundary.
+-- step: cs_edge
+SELECT b, src_id, dst_id, sum(amt) AS amt FROM cy_tx GROUP BY b, src_id, dst_id
+-- step: cs_win
+-- A window w holds the edges paid in bucket w or w + 1.
+SELECT w, src_id, dst_id, sum(amt) AS amt, bool_or(in_first) AS in_first FROM (
+  SELECT b AS w, src_id, dst_id, amt, true AS in_first FROM cs_edge
+  UNION ALL
+  SELECT b - 1, src_id, dst_id, amt, false FROM cs_edge
+) GROUP BY w, src_id, dst_id
+-- step: cs_trim1
+-- An edge lies on a cycle only if its payer is paid and its payee pays within the window; three rounds of trimming.
+SELECT e.* FROM cs_win e
+WHERE EXISTS (SELECT 1 FROM cs_win i WHERE i.w = e.w AND i.dst_id = e.src_id)
+  AND EXISTS (SELECT 1 FROM cs_win o WHERE o.w = e.w AND o.src_id = e.dst_id)
+-- step: cs_trim2
+SELECT e.* FROM cs_trim1 e
+WHERE EXISTS (SELECT 1 FROM cs_trim1 i WHERE i.w = e.w AND i.dst_id = e.src_id)
+  AND EXISTS (SELECT 1 FROM cs_trim1 o WHERE o.w = e.w AND o.src_id = e.dst_id)
+-- step: cs_cand
+SELECT e.* FROM cs_trim2 e
+WHERE EXISTS (SELECT 1 FROM cs_trim2 i WHERE i.w = e.w AND i.dst_id = e.src_id)
+  AND EXISTS (SELECT 1 FROM cs_trim2 o WHERE o.w = e.w AND o.src_id = e.dst_id)

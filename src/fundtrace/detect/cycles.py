@@ -1,0 +1,207 @@
+"""Cycles: money that goes round a ring of accounts and comes back to where it started.
+
+Two kinds, selected by the setting ``cycle_kinds`` (both by default), published as typology ``cycle``
+with the kind named in the alert's sentence:
+
+- **temporal** (as in 2SCENT): payments a1 -> a2 -> ... -> a1 at strictly increasing times, all within
+  ``cycle_window_hours`` of the first, amounts changing by at most ``cycle_tolerance`` per hop. A
+  bounded recursive SQL walk (``queries/detect/cycles.sql``).
+- **static**: length-bounded simple cycles of the account-to-account graph of one window (a bucket of
+  ``cycle_window_hours`` and the next), the hops in any time order. SQL picks, aggregates and trims
+  the candidate edges (``queries/detect/cycles_static.sql``); :func:`bounded_simple_cycles` finds the
+  cycles in Python on those few edges; SQL gathers the evidence
+  (``queries/detect/cycles_static_alerts.sql``). A static cycle that is also a temporal cycle of the
+  same window is reported once, as temporal.
+
+Both kinds use the same candidate payments (hubs and, unless switched off, payments with no
+pass-through account at either end left out), lengths ``cycle_min_len`` to ``cycle_max_len``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Hashable, Iterable
+
+import pyarrow as pa
+
+from fundtrace import queries
+from fundtrace.detect.base import Detection, collect, concat, params_for
+from fundtrace.detect.settings import DetectSettings
+from fundtrace.errors import ConfigError
+
+__all__ = ["KINDS", "bounded_simple_cycles", "canonical", "detect_cycles", "static_cycles"]
+
+KINDS = ("temporal", "static")
+
+
+def bounded_simple_cycles(
+    edges: Iterable[tuple[Hashable, Hashable]], max_len: int, min_len: int = 2
+) -> list[list[Hashable]]:
+    """Every simple cycle of ``min_len`` to ``max_len`` edges of a directed graph, once each.
+
+    Parameters
+    ----------
+    edges : iterable of (u, v)
+        The directed edges; nodes must be mutually comparable. Self-loops and repeats are ignored.
+    max_len, min_len : int
+        Bounds on the number of edges (= accounts) of a cycle.
+
+    Returns
+    -------
+    list of list
+        Each cycle as its nodes, starting at its smallest node, in a deterministic order.
+
+    Notes
+    -----
+    A depth-first search from every node ``s`` in increasing order through nodes greater than ``s``
+    only, so each cycle is found once, from its smallest node. Before each search a backwards
+    breadth-first search gives every node's distance back to ``s`` within ``max_len - 1`` hops; the
+    search never enters a node from which ``s`` is too far to close a cycle in time. The work is
+    bounded by the number of simple paths of length up to ``max_len`` that can still close, unlike
+    NetworkX's ``simple_cycles``, which recomputes strongly connected components per node (minutes
+    on a few thousand nodes with one large component; ../shared/PERFORMANCE.md lesson 6).
+
+    Examples
+    --------
+    >>> bounded_simple_cycles([(1, 2), (2, 3), (3, 1), (2, 1), (3, 4), (4, 1)], max_len=3)
+    [[1, 2], [1, 2, 3]]
+    """
+    succ: dict = defaultdict(set)
+    pred: dict = defaultdict(set)
+    for u, v in edges:
+        if u != v:
+            succ[u].add(v)
+            pred[v].add(u)
+    ordered = {u: sorted(vs) for u, vs in succ.items()}
+    found = []
+    for s in sorted(succ):
+        dist, frontier = {s: 0}, [s]
+        for d in range(1, max_len):
+            nxt = []
+            for v in frontier:
+                for u in pred[v]:
+                    if u > s and u not in dist:
+                        dist[u] = d
+                        nxt.append(u)
+            frontier = nxt
+        if len(dist) == 1:
+            continue
+        path, on_path, stack = [s], {s}, [iter(ordered[s])]
+        while stack:
+            for v in stack[-1]:
+                if v == s:
+                    if len(path) >= min_len:
+                        found.append(list(path))
+                elif v in dist and v not in on_path and len(path) + dist[v] <= max_len:
+                    path.append(v)
+                    on_path.add(v)
+                    stack.append(iter(ordered.get(v, ())))
+                    break
+            else:
+                stack.pop()
+                on_path.discard(path.pop())
+    return found
+
+
+def canonical(accts: list) -> tuple:
+    """A cycle's accounts rotated to start at the smallest (the same cycle read from any start)."""
+    i = accts.index(min(accts))
+    return tuple(accts[i:] + accts[:i])
+
+
+def _drifts(amounts: list[float], tolerance: float) -> bool:
+    """True when the hop amounts change by more than ``tolerance`` twice or more round the cycle.
+
+    A cycle read from a suitable start has every hop within ``tolerance`` of the one before except
+    the closing one (as a temporal cycle, whose first hop is not compared with its last).
+    """
+    if tolerance < 0:
+        return False
+    k = len(amounts)
+    jumps = sum(abs(amounts[(i + 1) % k] - amounts[i]) > tolerance * amounts[i] + 1e-9 for i in range(k))
+    return jumps > 1
+
+
+def static_cycles(rows: list[dict], settings: DetectSettings, skip: set | None = None) -> list[dict]:
+    """The static cycles among candidate edges ``rows`` (w, src_id, dst_id, amt, in_first) per window.
+
+    A cycle is kept for window ``w`` when one of its edges is paid in bucket ``w`` (else it belongs
+    to the next window), its edge amounts do not drift (see :func:`_drifts`) and ``(w, accounts)``
+    is not in ``skip`` (found as temporal). Returns rows (w, accts) sorted by window and accounts.
+    """
+    by_window: dict[int, dict] = defaultdict(dict)
+    for r in rows:
+        by_window[r["w"]][(r["src_id"], r["dst_id"])] = (r["amt"], r["in_first"])
+    out = []
+    for w in sorted(by_window):
+        edges = by_window[w]
+        for cyc in bounded_simple_cycles(edges, settings.cycle_max_len, settings.cycle_min_len):
+            hops = [edges[(cyc[i], cyc[(i + 1) % len(cyc)])] for i in range(len(cyc))]
+            if not any(first for _, first in hops) or _drifts([a for a, _ in hops], settings.cycle_tolerance):
+                continue
+            if skip and (w, tuple(cyc)) in skip:
+                continue
+            out.append({"w": w, "accts": cyc})
+    return out
+
+
+def _kinds(settings: DetectSettings) -> set[str]:
+    kinds = set(settings.cycle_kinds)
+    if not kinds or kinds - set(KINDS):
+        raise ConfigError([("detect.cycle_kinds", f"must name one or both of {', '.join(KINDS)}")])
+    return kinds
+
+
+def _run(engine, name: str, settings: DetectSettings, upto: str | None = None) -> str:
+    """Run query ``name``'s steps (up to and including step ``upto``); return the last table."""
+    q = queries.get(name)
+    steps = q.steps
+    if upto:
+        steps = steps[: [n for n, _ in steps].index(upto) + 1]
+    return engine.run_steps(steps, q.bind(params_for(q, settings)))
+
+
+def detect_cycles(engine, settings: DetectSettings) -> Detection:
+    """Temporal and/or static cycles (``cycle_kinds``); see the module docstring.
+
+    Reads ``dt_tx`` and ``pt_hits``, which the caller prepares
+    (:func:`fundtrace.detect.sqlfamilies.detect_cycles` does).
+    """
+    kinds = _kinds(settings)
+    width = round(settings.cycle_window_hours * 3600e6)
+    if "temporal" in kinds:
+        found = [collect(engine, _run(engine, "detect_cycles", settings))]
+        temporal = engine.to_arrow("SELECT start_t, accts FROM cy_found").to_pylist()
+    else:
+        _run(engine, "detect_cycles", settings, upto="cy_tx")  # only the candidate payments
+        found, temporal = [], []
+    if "static" in kinds:
+        _run(engine, "detect_cycles_static", settings)
+        rows = engine.to_arrow("SELECT w, src_id, dst_id, amt, in_first FROM cs_cand").to_pylist()
+        skip = {(r["start_t"] // width, canonical(r["accts"][:-1])) for r in temporal}
+        cycles = static_cycles(rows, settings, skip)
+        akeys = [f"static:{c['w']}:{','.join(map(str, c['accts']))}" for c in cycles]
+        engine.register(
+            "cs_found_in",
+            pa.table({
+                "cid": pa.array(range(len(cycles)), pa.int64()),
+                "w": pa.array([c["w"] for c in cycles], pa.int64()),
+                "length": pa.array([len(c["accts"]) for c in cycles], pa.int32()),
+                "akey": pa.array(akeys, pa.string()),
+            }),
+        )  # fmt: skip
+        k = [(i, c["w"], c["accts"][j], c["accts"][(j + 1) % len(c["accts"])])
+             for i, c in enumerate(cycles) for j in range(len(c["accts"]))]  # fmt: skip
+        engine.register(
+            "cs_found_edges_in",
+            pa.table({
+                "cid": pa.array([e[0] for e in k], pa.int64()),
+                "w": pa.array([e[1] for e in k], pa.int64()),
+                "src_id": pa.array([e[2] for e in k], pa.uint64()),
+                "dst_id": pa.array([e[3] for e in k], pa.uint64()),
+            }),
+        )  # fmt: skip
+        engine.materialise("cs_found", "SELECT * FROM cs_found_in")
+        engine.materialise("cs_found_edges", "SELECT * FROM cs_found_edges_in")
+        found.append(collect(engine, _run(engine, "detect_cycles_static_alerts", settings)))
+    return concat(found)
