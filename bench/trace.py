@@ -119,14 +119,16 @@ def build(path: Path, rows: int, cases: int, seed: int = 7) -> dict:
     return {"rows": n, "fraud_rows": len(txns), "build_s": round(time.perf_counter() - t0, 1)}
 
 
-def trace_child(path: str, max_hops: int, min_amount: float) -> None:
+def trace_child(path: str, max_hops: int, min_amount: float, min_share: float | None) -> None:
     from fundtrace.trace import TraceSettings, run
 
     with Workspace(path) as ws:
         t0 = time.perf_counter()
-        out = run(ws, settings=TraceSettings(max_hops=max_hops, min_amount=min_amount))
+        extra = {} if min_share is None else {"min_share": min_share}  # default: the setting's default
+        out = run(ws, settings=TraceSettings(max_hops=max_hops, min_amount=min_amount, **extra))
         wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak = usage.ru_maxrss / 1024**2  # KiB -> GiB
     out["unresolved"] = len(out["unresolved"])
     print(json.dumps(out | {"wall_s": round(wall, 2), "peak_gib": round(peak, 2)}))
 
@@ -138,18 +140,19 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=None)
     ap.add_argument("--max-hops", type=int, default=8)
     ap.add_argument("--min-amount", type=float, default=1.0)
+    ap.add_argument("--min-share", type=float, default=None, help="trace.min_share (default: the setting's default)")
     ap.add_argument(
         "--keep", action="store_true", help="keep each workspace in --dir and reuse it on the next run (no rebuild)"
     )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        trace_child(args.child, args.max_hops, args.min_amount)
+        trace_child(args.child, args.max_hops, args.min_amount, args.min_share)
         return
     sizes = args.rows or [1_000_000, 10_000_000]
     base = args.dir or Path(tempfile.mkdtemp(prefix="fundtrace-bench-"))
     print(
-        f"{'rows':>12} {'cases':>6} {'build s':>8} {'trace s':>8} {'ms/case':>8} {'peak GiB':>9} "
+        f"{'rows':>12} {'cases':>6} {'build s':>8} {'trace s':>8} {'CPU s':>7} {'ms/case':>8} {'peak GiB':>9} "
         f"{'read s':>7} {'pass s':>7} {'store s':>8} {'accounts':>9} {'ledger rows':>12} {'loads':>6} {'replayed':>10} "
         f"{'flows':>9} {'holdings':>9}"
     )
@@ -162,6 +165,7 @@ def main() -> None:
         else:
             path.unlink(missing_ok=True)
             info = build(path, size, args.cases)
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         child = subprocess.run(
             [
                 sys.executable,
@@ -172,14 +176,17 @@ def main() -> None:
                 str(args.max_hops),
                 "--min-amount",
                 str(args.min_amount),
+                *([] if args.min_share is None else ["--min-share", str(args.min_share)]),
             ],
             capture_output=True,
             text=True,
             check=True,
         )
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime  # the whole child, start-up included
         r = json.loads(child.stdout.strip().splitlines()[-1])
         print(
-            f"{info['rows']:>12,} {r['cases']:>6,} {info['build_s']:>8} {r['wall_s']:>8} "
+            f"{info['rows']:>12,} {r['cases']:>6,} {info['build_s']:>8} {r['wall_s']:>8} {cpu:>7.1f} "
             f"{1000 * r['wall_s'] / max(r['cases'], 1):>8.1f} {r['peak_gib']:>9} {r['seconds_read']:>7} "
             f"{r['seconds_trace']:>7} {r['seconds_store']:>8} {r['accounts']:>9,} "
             f"{r['rows']:>12,} {r['passes']:>6} {r['rows_replayed']:>10,} {r['flows']:>9,} {r['holdings']:>9,}"

@@ -265,3 +265,28 @@ def test_settings_and_errors(cli, chain_ws):
     assert cli("trace K1 --as-of yesterday").code == 2
     with pytest.raises(Exception, match="min_amount"):
         run(None, settings=TraceSettings(min_amount=-1))
+    with pytest.raises(Exception, match="min_share"):
+        run(None, settings=TraceSettings(min_share=1.5))
+    assert cli("trace K1 --min-share -0.1").code == 2
+
+
+# --- the relative stop rule (min_share) -------------------------------------------------------------------
+
+
+def test_min_share_stops_flows_small_against_the_loss():
+    """A case that lost 1,000: a 5.00 flow of it is followed at min_share 0.001 (1.00), not at 0.01 (10.00)."""
+    txns = [
+        dict(txn_id="t1", ts=1, src="V", dst="M", amount=1000),
+        dict(txn_id="t2", ts=2, src="M", dst="X", amount=995),
+        dict(txn_id="t3", ts=3, src="M", dst="Y", amount=5),
+        dict(txn_id="t4", ts=4, src="Y", dst="Z", amount=5),
+    ]
+    pay = [dict(case_id="A", txn_id="t1")]
+    loose = trace_ledger(txns, pay, min_share=0.001)
+    strict = trace_ledger(txns, pay, min_share=0.01)
+    assert [f["txn_id"] for f in loose["flows"]] == ["t1", "t2", "t3", "t4"]
+    assert [f["txn_id"] for f in strict["flows"]] == ["t1", "t2"]
+    assert sorted(h["account"] for h in strict["holdings"]) == ["M", "X"]
+    # the money that was not followed still left M: M's holdings are the same under both settings
+    m = [next(h for h in out["holdings"] if h["account"] == "M") for out in (loose, strict)]
+    assert m[0] == m[1] and cents(m[1]["held_fifo"]) == 0.0

@@ -138,3 +138,31 @@ def test_each_case_tracked_separately(ledger):
 
         assert pick(alone, "taint", "txn_id") == pick(together, "taint", "txn_id")
         assert pick(alone, "held", "account") == pick(together, "held", "account")
+
+
+@settings(max_examples=150, deadline=None)
+@given(ledgers(), st.sampled_from([0.01, 0.05, 0.2]))
+def test_min_share_only_prunes(ledger, share):
+    """The relative stop rule (min_share) only drops flows: every followed flow beyond the victim's payment
+    carries at least that share of the case's loss under some conserving rule, every flow and holding it keeps
+    is in the unpruned trace, and haircut/FIFO/LIFO amounts never exceed the unpruned ones (no taint appears
+    where the full trace has none)."""
+    txns, payments = ledger
+    full = trace_ledger(txns, payments, max_hops=1000)
+    pruned = trace_ledger(txns, payments, max_hops=1000, min_share=share)
+    loss = {}
+    for p in payments:
+        loss[p["case_id"]] = loss.get(p["case_id"], 0) + next(t["amount"] for t in txns if t["txn_id"] == p["txn_id"])
+    f_full = {(f["case_id"], f["txn_id"]): f for f in full["flows"]}
+    for f in pruned["flows"]:
+        assert (f["case_id"], f["txn_id"]) in f_full
+        if f["hop"] > 0:
+            assert max(f[f"taint_{r}"] for r in CONSERVING) >= share * loss[f["case_id"]] - 1e-9
+        for rule in ("haircut", "fifo", "lifo"):
+            key = f"taint_{rule}"
+            assert f[key] <= f_full[(f["case_id"], f["txn_id"])][key] + 1e-6
+    h_full = {(h["case_id"], h["account"]): h for h in full["holdings"]}
+    for h in pruned["holdings"]:
+        assert (h["case_id"], h["account"]) in h_full
+        for rule in ("haircut", "fifo", "lifo"):
+            assert h[f"held_{rule}"] <= h_full[(h["case_id"], h["account"])][f"held_{rule}"] + 1e-6

@@ -67,6 +67,8 @@ class TraceSettings:
     max_hops: int = 8  # flows out of accounts up to this level are followed (hop 0 = the victim's payment)
     horizon_days: float = 30.0  # follow a case's money this long after its last payment (AMLSim: steps = days)
     min_amount: float = 1.00  # a flow carrying less of a case's money under every conserving rule is not followed
+    # ... nor one carrying less than this share of the case's traced loss (0: off); see README "Tracing"
+    min_share: float = 0.0
     rule: str = "libr"  # the rule shown by default
     data_banks: tuple[str, ...] = ()  # banks whose ledgers are in the data; empty: banks in accounts + payers' banks
 
@@ -78,6 +80,8 @@ class TraceSettings:
             problems.append(("horizon_days", "must be > 0"))
         if self.min_amount < 0:
             problems.append(("min_amount", "must be >= 0"))
+        if not 0 <= self.min_share < 1:
+            problems.append(("min_share", "must be >= 0 and < 1"))
         if self.rule not in RULES:
             problems.append(("rule", f"must be one of {', '.join(RULES)}"))
         return problems
@@ -308,6 +312,7 @@ def _trace(
     case_end: dict[str, int],
     max_hops: int,
     min_amount: float,
+    min_share: float = 0.0,
 ) -> _Result:
     """Follow the victims' payments through every account they reach, in one pass in global time order.
 
@@ -330,6 +335,11 @@ def _trace(
     case_end = [case_end[c] for c in names]
     victims = [(number[v[0]], *v[1:]) for v in victims]
     min_follow = max(min_amount, _EPS)
+    loss = [0.0] * len(names)  # each case's traced loss (the taint of its payments)
+    for v in victims:
+        if case_end[v[0]] >= v[2]:
+            loss[v[0]] += v[5]
+    follow = [max(min_follow, min_share * x) for x in loss]  # a case's flows below this are not followed
     edges: dict[str, dict[str, tuple]] = {}  # txn -> {case: ((haircut, fifo, lifo, libr), hop)}
     slices: dict[Any, _Slice] = {}
     live: dict[Any, _Live] = {}
@@ -490,7 +500,7 @@ def _trace(
                         continue
                     p = out[c]
                     level = info[0]
-                    if level > max_hops or max(p) < min_follow:
+                    if level > max_hops or max(p) < follow[c]:
                         continue  # below the threshold or past the hop limit: no longer followed
                     stop = 1 if sl.cash[i] else (0 if sl.ddata[i] else 2)
                     flows((c, level, tx, t, amount, p[0], p[1], p[2], p[3], stop))
@@ -551,6 +561,7 @@ def trace_ledger(
     opening: dict[Any, float] | None = None,
     max_hops: int = 8,
     min_amount: float = 0.0,
+    min_share: float = 0.0,
     end: Any = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Trace in memory, without a workspace: the same engine :func:`run` uses.
@@ -620,7 +631,7 @@ def trace_ledger(
         victims.append(
             (p["case_id"], rank[str(r["txn_id"])], tindex[r["ts"]], r["dst"], amount, float(p.get("amount", amount)))
         )
-    res = _trace(load, victims, case_end, max_hops, min_amount)
+    res = _trace(load, victims, case_end, max_hops, min_amount, min_share)
     f_cols = res.columns("flows")
     h_cols = res.columns("holdings")
     f_rows = sorted(range(res.n_flows), key=lambda k: (f_cols["case"][k], f_cols["ts"][k], f_cols["txn"][k]))
@@ -860,7 +871,7 @@ def run(ws, case_ids=None, *, settings: TraceSettings | None = None, as_of: date
 
     read_s = time.perf_counter() - phase
     phase = time.perf_counter()
-    result = _trace(ledgers.load, victims, end_us, settings.max_hops, settings.min_amount)
+    result = _trace(ledgers.load, victims, end_us, settings.max_hops, settings.min_amount, settings.min_share)
     trace_s = time.perf_counter() - phase
     phase = time.perf_counter()
     txn_ids = ledgers.txn_ids
@@ -910,42 +921,36 @@ class _Ledgers:
         n = table.num_rows
         self.txn_ids = table.column("txn_id")
         self.ts = table.column("ts").cast(pa.timestamp("us")).cast(pa.int64()).to_numpy()
-        src_col = table.column("src_k")
-        self.virtual = src_col.is_null().to_numpy(zero_copy_only=False)
-        self.src = src_col.fill_null(-1).to_numpy()
+        self.src = table.column("src_k").to_numpy()  # -1: a deposit known only from a report (no payer)
         self.dst = table.column("dst_k").to_numpy()
         self.amount = table.column("amount").to_numpy()
         self.cash = table.column("cash_out").to_numpy(zero_copy_only=False)
         self.ddata = table.column("dst_data").to_numpy(zero_copy_only=False)
-        real = ~self.virtual
         self.accounts = ids.to_numpy()
-        # legs sorted by (account, row) in one sort of an int64 key: account number * n + row
-        keep_src = real & (self.src != self.dst)  # a self-transfer is one row of its ledger
-        key = np.empty(int(keep_src.sum()) + n, dtype=np.int64)
-        m = len(key) - n
-        key[:m] = np.flatnonzero(keep_src)
-        key[:m] += self.src[keep_src].astype(np.int64) * n
-        del keep_src
-        key[m:] = np.arange(n, dtype=np.int64)
-        key[m:] += self.dst.astype(np.int64) * n
-        key.sort()
-        self.legs = legs = (key % max(n, 1)).astype(np.int32)
-        acct = (key // max(n, 1)).astype(np.int32)
-        del key
         n_acc = len(self.accounts)
-        self.bounds = np.searchsorted(acct, np.arange(n_acc + 1, dtype=np.int32)).astype(np.int64)
+        # legs sorted by (account, row, side) in one sort of an int64 key: account << 33 | row << 1 | payer side
+        # (rows < 2**31, accounts < 2**30); a self-transfer is one row of its ledger, booked on the payee side
+        paid = np.flatnonzero((self.src >= 0) & (self.src != self.dst))
+        key = np.empty(len(paid) + n, dtype=np.int64)
+        m = len(paid)
+        np.left_shift(self.src[paid].astype(np.int64), 33, out=key[:m])
+        key[:m] |= (paid << 1) | 1
+        del paid
+        np.left_shift(self.dst.astype(np.int64), 33, out=key[m:])
+        key[m:] |= np.arange(0, 2 * n, 2, dtype=np.int64)
+        key.sort()
+        self.bounds = np.searchsorted(key, np.arange(n_acc + 1, dtype=np.int64) << 33)
         self.first = self.bounds[:-1]
+        payer = (key & 1).astype(bool)
+        self.legs = legs = ((key >> 1) & 0xFFFFFFFF).astype(np.int32)
+        del key
         # cum[k] = sum of the first k legs' signed amounts (in: +, out: -, self-transfer: 0)
         self.cum = cum = np.empty(len(legs) + 1)
         cum[0] = 0.0
         delta = cum[1:]
-        np.take(self.amount, legs, out=delta)
-        into = self.dst[legs] == acct
-        out = self.src[legs] == acct
-        del acct
-        np.negative(delta, out=delta, where=~into)
-        delta[into & out] = 0.0
-        del into, out
+        np.take(np.where(self.src == self.dst, 0.0, self.amount), legs, out=delta)
+        np.negative(delta, out=delta, where=payer)
+        del payer
         np.cumsum(delta, out=delta)
         del delta
         # the lowest running balance of each ledger (opening 0) gives the smallest non-negative opening

@@ -49,6 +49,13 @@ def trace(
             show_default=False,
         ),
     ] = None,
+    min_share: Annotated[
+        float | None,
+        typer.Option(
+            help="Stop following a flow carrying less than this share of the case's loss (default 0.01; 0: off).",
+            show_default=False,
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(help="Print at most this many case trees (all are stored).")] = 20,
     output: Annotated[
         Format, typer.Option("--format", help="table: a hop-by-hop tree per case; json: flows and holdings.")
@@ -70,6 +77,7 @@ def trace(
             "max_hops": max_hops,
             "horizon_days": horizon_days,
             "min_amount": min_amount,
+            "min_share": min_share,
         },
     )
     with state.workspace() as ws, progress_steps("tracing") as step:
