@@ -2,16 +2,16 @@
 -- kind: detect
 -- description: Candidate account-to-account edges for length-bounded simple cycles with no time order: the candidate payments of detect_cycles aggregated per edge and window, trimmed of edges that cannot lie on a cycle.
 -- inputs: cy_tx (detect_cycles)
--- outputs: cs_cand(w, src_id, dst_id, amt, in_first): one row per edge of window w (buckets w and w + 1 of cycle_window_hours), its money in the window, and whether it has a payment in bucket w.
+-- outputs: cs_cand(w, src_id, dst_id, amt, in_first): one row per edge of window w (buckets w and w + 1 of cycle_window_hours), its money in the window, and whether it has a payment in bucket w; cs_quiet(w, acct): accounts whose only payments in window w are on one candidate edge in and one out (a cycle through them uses both).
 -- param: cycle_window_hours DOUBLE = 72  All payments of a cycle happen within two buckets of this width, starting on a bucket boundary.
 -- step: cs_edge
-SELECT b, src_id, dst_id, sum(amt) AS amt FROM cy_tx GROUP BY b, src_id, dst_id
+SELECT b, src_id, dst_id, sum(amt) AS amt, count(*) AS n FROM cy_tx GROUP BY b, src_id, dst_id
 -- step: cs_win
 -- A window w holds the edges paid in bucket w or w + 1.
-SELECT w, src_id, dst_id, sum(amt) AS amt, bool_or(in_first) AS in_first FROM (
-  SELECT b AS w, src_id, dst_id, amt, true AS in_first FROM cs_edge
+SELECT w, src_id, dst_id, sum(amt) AS amt, sum(n) AS n, bool_or(in_first) AS in_first FROM (
+  SELECT b AS w, src_id, dst_id, amt, n, true AS in_first FROM cs_edge
   UNION ALL
-  SELECT b - 1, src_id, dst_id, amt, false FROM cs_edge
+  SELECT b - 1, src_id, dst_id, amt, n, false FROM cs_edge
 ) GROUP BY w, src_id, dst_id
 -- step: cs_trim1
 -- An edge lies on a cycle only if its payer is paid and its payee pays within the window; three rounds of trimming.
@@ -26,3 +26,18 @@ WHERE EXISTS (SELECT 1 FROM cs_trim1 i WHERE i.w = e.w AND i.dst_id = e.src_id)
 SELECT e.* FROM cs_trim2 e
 WHERE EXISTS (SELECT 1 FROM cs_trim2 i WHERE i.w = e.w AND i.dst_id = e.src_id)
   AND EXISTS (SELECT 1 FROM cs_trim2 o WHERE o.w = e.w AND o.src_id = e.dst_id)
+-- step: cs_quiet
+-- Payments of each account in the window (cy_deg counts all of them) against those on its candidate edges.
+SELECT e.w, e.acct FROM (
+  SELECT w, acct, sum(n_in) AS n_in, sum(n_out) AS n_out, sum(n) AS n FROM (
+    SELECT w, dst_id AS acct, 1 AS n_in, 0 AS n_out, n FROM cs_win
+    UNION ALL
+    SELECT w, src_id, 0, 1, n FROM cs_win
+  ) GROUP BY w, acct
+) e
+JOIN (
+  SELECT w, acct, sum(n) AS n FROM (SELECT b AS w, acct, n FROM cy_deg UNION ALL SELECT b - 1, acct, n FROM cy_deg)
+  GROUP BY w, acct
+) d ON d.acct = e.acct AND d.w = e.w
+WHERE e.n_in = 1 AND e.n_out = 1 AND d.n = e.n
+  AND EXISTS (SELECT 1 FROM cs_cand c WHERE c.w = e.w AND c.src_id = e.acct)

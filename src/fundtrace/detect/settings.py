@@ -61,6 +61,7 @@ class DetectSettings:
     cycle_tolerance: float = 0.2  # per hop (static: per edge's money in the window); negative: not compared
     cycle_max_degree: float = 60.0
     cycle_pass_through_only: bool = True
+    cycle_min_quiet_share: float = 0.5  # static: share of accounts with no other payments in the window
     # structuring
     threshold: float = 50_000.0
     margin: float = 0.1
