@@ -56,9 +56,6 @@ FROM (SELECT *, b - k AS wb FROM sg_paths CROSS JOIN (VALUES (0), (1)) AS ks(k))
 GROUP BY src, sink, wb
 HAVING count(DISTINCT mid) >= $layer_min
    AND min(t1) // CAST($layer_window_hours * 3600e6 AS BIGINT) = wb
--- step: gs_acct
--- Accounts that can be a gather-scatter hub at all.
-SELECT acct FROM ly_acct WHERE n_in >= $gather_min AND n_out >= $layer_min
 -- step: gs_cand
 -- Hub windows (a bucket with payments and the next) that pass every test of gs_hits except the distinct
 -- counts, from per-bucket sums (payments in and out, how much, the last in, the first out): enough payments
@@ -68,9 +65,9 @@ WITH agg AS (
   SELECT acct, b, count(*) FILTER (WHERE inc) AS n_in, count(*) FILTER (WHERE NOT inc) AS n_out,
          coalesce(sum(amt) FILTER (WHERE inc), 0) AS a_in, coalesce(sum(amt) FILTER (WHERE NOT inc), 0) AS a_out,
          max(t) FILTER (WHERE inc) AS last_in, min(t) FILTER (WHERE NOT inc) AS first_out
-  FROM (SELECT dst_id AS acct, b, t, amt, true AS inc FROM ly_tx WHERE dst_id IN (SELECT acct FROM gs_acct)
+  FROM (SELECT dst_id AS acct, b, t, amt, true AS inc FROM ly_tx
         UNION ALL
-        SELECT src_id, b, t, amt, false FROM ly_tx WHERE src_id IN (SELECT acct FROM gs_acct))
+        SELECT src_id, b, t, amt, false FROM ly_tx)
   GROUP BY acct, b
 )
 SELECT acct, wb FROM (

@@ -92,12 +92,13 @@ def collect(engine, table: str) -> Detection:
               FROM (SELECT typology, akey, unnest(members) AS m FROM "{table}")
             ) GROUP BY alert_id, account_id""",
     )
+    # Grouped by the integer id (a DISTINCT over the name strings hashed every string of every payment).
     engine.materialise(
         "dx_names",
-        """SELECT DISTINCT src_id AS account_id, src_bank AS bank, src_account AS account FROM transactions
-           WHERE src_id IN (SELECT account_id FROM dx_members)
-           UNION SELECT DISTINCT dst_id, dst_bank, dst_account FROM transactions
-           WHERE dst_id IN (SELECT account_id FROM dx_members)""",
+        """SELECT src_id AS account_id, min(src_bank) AS bank, min(src_account) AS account FROM transactions
+           WHERE src_id IN (SELECT account_id FROM dx_members) GROUP BY 1
+           UNION ALL SELECT dst_id, min(dst_bank), min(dst_account) FROM transactions
+           WHERE dst_id IN (SELECT account_id FROM dx_members) GROUP BY 1""",
     )
     alerts = engine.to_arrow(
         f"""SELECT {aid} AS alert_id, typology, CAST(least(1.0, greatest(0.0, score)) AS DOUBLE) AS score,
