@@ -58,6 +58,9 @@ def test_busy_limit_equals_filtering_every_cycle(seed):
     for limit in range(4):
         got = bounded_simple_cycles(edges, 6, quiet=quiet, max_busy=limit)
         assert got == [c for c in every if sum(v not in quiet for v in c) <= limit]
+        rooted = bounded_simple_cycles(edges, 6, quiet=quiet, max_busy=limit, need_quiet=True)
+        assert sorted(map(canonical, rooted)) == sorted(canonical(c) for c in got if set(c) & quiet)
+        assert all(c[0] == min(set(c) & quiet) for c in rooted)
 
 
 def _engine(tmp_path, rows, settings):

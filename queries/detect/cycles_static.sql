@@ -27,17 +27,19 @@ SELECT e.* FROM cs_trim2 e
 WHERE EXISTS (SELECT 1 FROM cs_trim2 i WHERE i.w = e.w AND i.dst_id = e.src_id)
   AND EXISTS (SELECT 1 FROM cs_trim2 o WHERE o.w = e.w AND o.src_id = e.dst_id)
 -- step: cs_quiet
--- Payments of each account in the window (cy_deg counts all of them) against those on its candidate edges.
-SELECT e.w, e.acct FROM (
+-- Accounts left in cs_cand whose payments in the window (cy_deg counts all of them) are exactly those on
+-- their one candidate edge in and one out.
+WITH node AS (SELECT DISTINCT w, src_id AS acct FROM cs_cand),
+edges AS (
   SELECT w, acct, sum(n_in) AS n_in, sum(n_out) AS n_out, sum(n) AS n FROM (
-    SELECT w, dst_id AS acct, 1 AS n_in, 0 AS n_out, n FROM cs_win
+    SELECT n.w, n.acct, 1 AS n_in, 0 AS n_out, e.n FROM node n JOIN cs_win e ON e.w = n.w AND e.dst_id = n.acct
     UNION ALL
-    SELECT w, src_id, 0, 1, n FROM cs_win
+    SELECT n.w, n.acct, 0, 1, e.n FROM node n JOIN cs_win e ON e.w = n.w AND e.src_id = n.acct
   ) GROUP BY w, acct
-) e
-JOIN (
-  SELECT w, acct, sum(n) AS n FROM (SELECT b AS w, acct, n FROM cy_deg UNION ALL SELECT b - 1, acct, n FROM cy_deg)
-  GROUP BY w, acct
-) d ON d.acct = e.acct AND d.w = e.w
-WHERE e.n_in = 1 AND e.n_out = 1 AND d.n = e.n
-  AND EXISTS (SELECT 1 FROM cs_cand c WHERE c.w = e.w AND c.src_id = e.acct)
+),
+busy AS (
+  SELECT n.w, n.acct, sum(d.n) AS n FROM node n JOIN cy_deg d ON d.acct = n.acct AND d.b IN (n.w, n.w + 1)
+  GROUP BY n.w, n.acct
+)
+SELECT e.w, e.acct FROM edges e JOIN busy b ON b.w = e.w AND b.acct = e.acct
+WHERE e.n_in = 1 AND e.n_out = 1 AND b.n = e.n

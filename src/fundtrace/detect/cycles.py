@@ -47,6 +47,7 @@ def bounded_simple_cycles(
     *,
     quiet: set | frozenset = frozenset(),
     max_busy: int | None = None,
+    need_quiet: bool = False,
 ) -> list[list[Hashable]]:
     """Every simple cycle of ``min_len`` to ``max_len`` edges of a directed graph, once each.
 
@@ -58,18 +59,23 @@ def bounded_simple_cycles(
         Bounds on the number of edges (= accounts) of a cycle.
     quiet, max_busy : set, int, optional
         With ``max_busy``, only cycles with at most ``max_busy`` nodes outside ``quiet``.
+    need_quiet : bool
+        Only cycles through at least one node of ``quiet``.
 
     Returns
     -------
     list of list
-        Each cycle as its nodes, starting at its smallest node, in a deterministic order.
+        Each cycle as its nodes, starting at its smallest node (with ``need_quiet``, its smallest
+        quiet node), in a deterministic order.
 
     Notes
     -----
     A depth-first search from every node ``s`` in increasing order through nodes greater than ``s``
     only, so each cycle is found once, from its smallest node. Before each search a backwards
     breadth-first search gives every node's distance back to ``s`` within ``max_len - 1`` hops; the
-    search never enters a node from which ``s`` is too far to close a cycle in time. The work is
+    search never enters a node from which ``s`` is too far to close a cycle in time. With
+    ``need_quiet`` only quiet nodes are roots, and the searches may pass busy nodes in any order, so
+    a graph with few quiet nodes costs few searches. The work is
     bounded by the number of simple paths of length up to ``max_len`` that can still close, unlike
     NetworkX's ``simple_cycles``, which recomputes strongly connected components per node (minutes
     on a few thousand nodes with one large component; ../shared/PERFORMANCE.md lesson 6).
@@ -87,13 +93,13 @@ def bounded_simple_cycles(
             pred[v].add(u)
     ordered = {u: sorted(vs) for u, vs in succ.items()}
     found = []
-    for s in sorted(succ):
+    for s in sorted(q for q in succ if q in quiet) if need_quiet else sorted(succ):
         dist, frontier = {s: 0}, [s]
         for d in range(1, max_len):
             nxt = []
             for v in frontier:
                 for u in pred[v]:
-                    if u > s and u not in dist:
+                    if (u > s or (need_quiet and u not in quiet)) and u not in dist:
                         dist[u] = d
                         nxt.append(u)
             frontier = nxt
@@ -166,7 +172,10 @@ def static_cycles(
     out = []
     for w in sorted(by_window):
         edges, calm = by_window[w], quiet_by_window[w]
-        for cyc in bounded_simple_cycles(edges, max_len, settings.cycle_min_len, quiet=calm, max_busy=max_busy):
+        every = bounded_simple_cycles(
+            edges, max_len, settings.cycle_min_len, quiet=calm, max_busy=max_busy, need_quiet=share > 0
+        )
+        for cyc in sorted(list(canonical(c)) for c in every):
             hops = [edges[(cyc[i], cyc[(i + 1) % len(cyc)])] for i in range(len(cyc))]
             if not any(first for _, first in hops) or _drifts([a for a, _ in hops], settings.cycle_tolerance):
                 continue
