@@ -2,7 +2,7 @@
 -- kind: detect
 -- description: Scatter-gather (one source pays many intermediates that all pay one sink), gather-scatter (many pay one hub that then pays many), within a window of two layering buckets.
 -- inputs: dt_tx (detect_prep)
--- outputs: ly_acct(acct, n_in, n_out); ly_hub(acct, b): hub buckets; ly_tx: payments between non-hubs; sg_hits(src, sink, b, n_mid, ...); gs_hits(hub, b, ...).
+-- outputs: ly_acct(acct, n_in, n_out); ly_hub(acct, b): hub buckets; sg_hits(src, sink, b, n_mid, ...) with sg_ev (their payments); gs_hits(hub, b, ...).
 -- param: layer_window_hours DOUBLE = 72  Width of a layering bucket; a pattern is looked for in a bucket and the next one.
 -- param: layer_min DOUBLE = 3  Fewest distinct intermediates (scatter-gather) or counterparties on each side (gather-scatter).
 -- param: layer_max DOUBLE = 60  An intermediate or hub with more counterparties than this in a bucket is a business hub and is left out.
@@ -32,15 +32,17 @@ SELECT acct, b FROM (
 HAVING count(*) > $layer_max
 -- step: ly_tx
 -- Payments between accounts that are not hubs in that bucket, with their bucket (ly_hub is small: a hash
--- anti-join by LEFT JOIN ... IS NULL; NOT EXISTS on the computed bucket ran 4x slower).
-SELECT x.txn_id, x.t, x.src_id, x.dst_id, x.amt, x.b
-FROM (SELECT txn_id, t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx) x
+-- anti-join by LEFT JOIN ... IS NULL; NOT EXISTS on the computed bucket ran 4x slower). No txn_id: the
+-- wide steps below need none, and the few hits look theirs up (sg_ev, gs_tx) by payer, payee, time and amount,
+-- all that any test here reads of a payment.
+SELECT x.t, x.src_id, x.dst_id, x.amt, x.b
+FROM (SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx) x
 LEFT JOIN ly_hub s ON s.acct = x.src_id AND s.b = x.b
 LEFT JOIN ly_hub d ON d.acct = x.dst_id AND d.b = x.b
 WHERE s.acct IS NULL AND d.acct IS NULL
 -- step: sg_paths
 -- Two-hop paths src -> mid -> sink, joined on (mid, bucket) against the same and the next bucket.
-SELECT a.src_id AS src, a.dst_id AS mid, c.dst_id AS sink, a.b, a.txn_id AS in_txn, c.txn_id AS out_txn, a.t AS t1, c.t AS t2, a.amt AS a1, c.amt AS a2
+SELECT a.src_id AS src, a.dst_id AS mid, c.dst_id AS sink, a.b, a.t AS t1, c.t AS t2, a.amt AS a1, c.amt AS a2
 FROM (SELECT * FROM ly_tx WHERE src_id IN (SELECT acct FROM ly_acct WHERE n_out >= $layer_min)) a
 JOIN (SELECT *, b - k AS jb FROM ly_tx CROSS JOIN (VALUES (0), (1)) AS ks(k)
       WHERE dst_id IN (SELECT acct FROM ly_acct WHERE n_in >= $layer_min)) c
@@ -51,11 +53,23 @@ WHERE c.t >= a.t AND c.dst_id <> a.src_id
 -- step: sg_hits
 -- Windows anchored at the bucket of their first payment, so that a window depends only on later payments.
 SELECT src, sink, wb AS b, count(DISTINCT mid) AS n_mid, min(t1) AS first_t, max(t2) AS last_t,
-       list(DISTINCT in_txn) AS in_txns, list(DISTINCT out_txn) AS out_txns, list(DISTINCT mid) AS mids, sum(a1) AS amt
+       list(DISTINCT mid) AS mids, sum(a1) AS amt
 FROM (SELECT *, b - k AS wb FROM sg_paths CROSS JOIN (VALUES (0), (1)) AS ks(k))
 GROUP BY src, sink, wb
 HAVING count(DISTINCT mid) >= $layer_min
    AND min(t1) // CAST($layer_window_hours * 3600e6 AS BIGINT) = wb
+-- step: sg_ev
+-- The payments of each hit's paths (paths in its bucket and the next): payments alike in payer, payee, time and
+-- amount pass the same tests, so matching on those finds exactly the payments the paths were made of.
+SELECT src, sink, b, list(DISTINCT txn_id ORDER BY txn_id) AS evidence FROM (
+  SELECT h.src, h.sink, h.b, x.txn_id
+  FROM sg_hits h JOIN sg_paths p ON p.src = h.src AND p.sink = h.sink AND p.b - h.b IN (0, 1)
+  JOIN dt_tx x ON x.src_id = p.src AND x.dst_id = p.mid AND x.t = p.t1 AND x.amt = p.a1
+  UNION ALL
+  SELECT h.src, h.sink, h.b, x.txn_id
+  FROM sg_hits h JOIN sg_paths p ON p.src = h.src AND p.sink = h.sink AND p.b - h.b IN (0, 1)
+  JOIN dt_tx x ON x.src_id = p.mid AND x.dst_id = p.sink AND x.t = p.t2 AND x.amt = p.a2
+) GROUP BY src, sink, b
 -- step: gs_cand
 -- Hub windows (a bucket with payments and the next) that pass every test of gs_hits except the distinct
 -- counts, from per-bucket sums (payments in and out, how much, the last in, the first out): enough payments
@@ -78,6 +92,14 @@ SELECT acct, wb FROM (
 ) WHERE n_in >= $gather_min AND n_out >= $layer_min AND last_in <= first_out
     -- a hair of slack: gs_hits tests the balance exactly on its own sums
     AND (NOT $gs_balance OR (a_out >= (1 - $keep_max) * a_in * (1 - 1e-9) AND a_out <= (1 + $over_max) * a_in * (1 + 1e-9)))
+-- step: gs_tx
+-- The candidate hubs' payments between non-hubs, with their ids.
+SELECT x.txn_id, x.t, x.src_id, x.dst_id, x.amt, x.b
+FROM (SELECT txn_id, t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx
+      WHERE src_id IN (SELECT acct FROM gs_cand) OR dst_id IN (SELECT acct FROM gs_cand)) x
+LEFT JOIN ly_hub s ON s.acct = x.src_id AND s.b = x.b
+LEFT JOIN ly_hub d ON d.acct = x.dst_id AND d.b = x.b
+WHERE s.acct IS NULL AND d.acct IS NULL
 -- step: gs_hits
 -- A hub paid by many in a window that then pays many, every payment out after every payment in (gather, then scatter).
 SELECT hub, wb AS b, count(DISTINCT CASE WHEN dir = 'in' THEN cp END) AS n_src,
@@ -90,11 +112,11 @@ SELECT hub, wb AS b, count(DISTINCT CASE WHEN dir = 'in' THEN cp END) AS n_src,
        list(DISTINCT CASE WHEN dir = 'out' THEN cp END) AS dsts
 FROM (
   SELECT x.dst_id AS hub, x.src_id AS cp, 'in' AS dir, x.txn_id, x.t, x.amt, c.wb
-  FROM ly_tx x JOIN (SELECT acct, wb, wb + k AS b FROM gs_cand CROSS JOIN (VALUES (0), (1)) AS ks(k)) c
+  FROM gs_tx x JOIN (SELECT acct, wb, wb + k AS b FROM gs_cand CROSS JOIN (VALUES (0), (1)) AS ks(k)) c
     ON c.acct = x.dst_id AND c.b = x.b
   UNION ALL
   SELECT x.src_id, x.dst_id, 'out', x.txn_id, x.t, x.amt, c.wb
-  FROM ly_tx x JOIN (SELECT acct, wb, wb + k AS b FROM gs_cand CROSS JOIN (VALUES (0), (1)) AS ks(k)) c
+  FROM gs_tx x JOIN (SELECT acct, wb, wb + k AS b FROM gs_cand CROSS JOIN (VALUES (0), (1)) AS ks(k)) c
     ON c.acct = x.src_id AND c.b = x.b
 )
 GROUP BY hub, wb
@@ -114,8 +136,8 @@ SELECT 'scatter_gather' AS typology, CAST(src AS VARCHAR) || ':' || CAST(sink AS
        list_concat(list_transform(mids, lambda m: {'account_id': m, 'role': 'mule', 'level': CAST(1 AS INTEGER)}),
                    [{'account_id': src, 'role': 'source', 'level': CAST(NULL AS INTEGER)},
                     {'account_id': sink, 'role': 'sink', 'level': CAST(NULL AS INTEGER)}]) AS members,
-       list_concat(in_txns, out_txns) AS evidence
-FROM sg_hits
+       e.evidence
+FROM sg_hits JOIN sg_ev e USING (src, sink, b)
 UNION ALL
 SELECT 'gather_scatter', CAST(hub AS VARCHAR) || ':' || CAST(b AS VARCHAR),
        least(1.0, least(n_src, n_dst) / ($layer_min * 2.0)),
