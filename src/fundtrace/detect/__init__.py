@@ -353,13 +353,18 @@ def _detect(ws, engine, settings: DetectSettings, plan: _Plan, wanted, ring_sett
                     run_query(engine, "detect_pass_through", settings)
                 con.execute("ALTER TABLE temp.dt_tx RENAME TO dt_wide").fetchall()
                 wide = "dt_wide"
-            where = "t >= epoch_us($c)" + (
-                " AND (src_id IN (SELECT account_id FROM dx_touched) OR dst_id IN (SELECT account_id FROM dx_touched))"
-                if by_account
-                else ""
-            )
+            source = "dt_wide"
+            if by_account:  # the touched accounts' payments, taken from the shared window once
+                source = "dt_wide_touched"
+                if not engine.table_exists(source):
+                    engine.materialise(
+                        source,
+                        "SELECT * FROM dt_wide WHERE t >= epoch_us($c) AND (src_id IN (SELECT account_id FROM "
+                        "dx_touched) OR dst_id IN (SELECT account_id FROM dx_touched))",
+                        {"c": min(ctxs[f.name] for f in narrowed if f.key_role)},
+                    )
             _drop_scratch(con, keep=("dt_wide", "pt_", "dx_"))  # nothing derived from another window is reused
-            engine.materialise("dt_tx", f"SELECT * FROM dt_wide WHERE {where}", {"c": ctxs[fam.name]})
+            engine.materialise("dt_tx", f"SELECT * FROM {source} WHERE t >= epoch_us($c)", {"c": ctxs[fam.name]})
             engine.ctx_from = ctxs[fam.name]
         if fam.name == "card_farm_ring":
             try:
