@@ -191,6 +191,7 @@ CASES = [
     ("a ring out of time order is a static cycle", SHUFFLED, STATIC, 1, "static cycle"),
     ("a ring out of time order is no temporal cycle", SHUFFLED, BOTH | {"cycle_kinds": ("temporal",)}, 0, None),
     ("static through a hub is skipped", SHUFFLED + HUB, STATIC, 0, None),
+    ("temporal through a hub is skipped", RING + HUB, BOTH, 0, None),
     ("static through a hub is found when hubs are allowed", SHUFFLED + HUB, STATIC | {"cycle_max_degree": 100}, 1,
      "static cycle"),
     ("too long for cycle_max_len", SHUFFLED, STATIC | {"cycle_max_len": 3}, 0, None),
