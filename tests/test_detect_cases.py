@@ -52,3 +52,23 @@ def test_every_typology_with_a_detector_has_cases():
     from fundtrace.detect import TYPOLOGIES
 
     assert set(TYPOLOGIES) - have <= {"card_farm_ring"}  # rings have their own tests (tests/test_rings.py)
+
+
+def test_detectors_release_their_intermediates_and_keep_what_others_read(tmp_path):
+    """After a detector has collected its alerts its scratch tables are gone (memory for the next one);
+    the prepared payments and the pass-through episodes that later detectors read stay."""
+    from fundtrace.detect.sqlfamilies import detect_chains, detect_fans, detect_layering
+    from fundtrace.engine import DuckDBEngine
+
+    rows = [("v", 0, "V", "M1", 5000), ("h1", 30, "M1", "M2", 4900), ("h2", 60, "M2", "X", 4800, "atm")]
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        fill(ws, rows)
+        engine = DuckDBEngine(ws.con)
+        chains = detect_chains(engine, DetectSettings())
+        detect_fans(engine, DetectSettings())
+        detect_layering(engine, DetectSettings())
+        temp = {r[0] for r in ws.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
+    assert {"dt_tx", "pt_hits", "ly_hub"} <= temp
+    assert not {t for t in temp if t.startswith(("ch_", "fan_", "sg_", "gs_"))} | {"pt_in", "ly_tx"} & temp
+    # the cash-out channel reaches the chain's sentence through dt_tx.cash_out
+    assert chains.alerts.num_rows == 1 and "cashed out" in chains.alerts["summary"][0].as_py()

@@ -87,6 +87,7 @@ def _ensure_pass_through(engine, settings: DetectSettings) -> None:
     _ensure(engine, settings)
     if not engine.table_exists("pt_hits"):
         run_query(engine, "detect_pass_through", settings)
+        release(engine, "detect_pass_through")
 
 
 def detect_chains(engine, settings: DetectSettings) -> Detection:
