@@ -261,3 +261,16 @@ def test_static_cycles_incremental_equals_full(tmp_path):
     assert got == expected
     rings = {m[2].split("a")[0] for m in expected[1]}
     assert len(rings) == 16 and len(expected[0]) == 16  # every ring once; the busy background raises nothing
+
+
+def test_cycle_detector_releases_its_scratch_tables(tmp_path):
+    from fundtrace.detect.sqlfamilies import detect_cycles as detect_and_release
+
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        fill(ws, SHUFFLED)
+        engine = DuckDBEngine(ws.con)
+        settings = DetectSettings(cycle_pass_through_only=False)
+        found = detect_and_release(engine, settings)
+        temp = {r[0] for r in ws.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
+    assert found.alerts.num_rows == 1
+    assert {"dt_tx", "pt_hits"} <= temp and not {t for t in temp if t.startswith(("cy_", "cs_"))}

@@ -113,7 +113,12 @@ def detect_cycles(engine, settings: DetectSettings) -> Detection:
     from fundtrace.detect import cycles
 
     _ensure_pass_through(engine, settings)
-    return cycles.detect_cycles(engine, settings)
+    detection = cycles.detect_cycles(engine, settings)
+    for name in cycles.QUERIES:
+        release(engine, name)
+    for table in cycles.TABLES:
+        engine.execute(f'DROP TABLE IF EXISTS "{table}"')
+    return detection
 
 
 def detect_structuring(engine, settings: DetectSettings) -> Detection:
