@@ -153,7 +153,8 @@ def main() -> None:
     base = args.dir or Path(tempfile.mkdtemp(prefix="fundtrace-bench-"))
     print(
         f"{'rows':>12} {'cases':>6} {'build s':>8} {'trace s':>8} {'CPU s':>7} {'ms/case':>8} {'peak GiB':>9} "
-        f"{'read s':>7} {'pass s':>7} {'store s':>8} {'accounts':>9} {'ledger rows':>12} {'loads':>6} {'replayed':>10} "
+        f"{'read s':>7} {'pass s':>7} {'store s':>8} {'CPU r/p/s':>16} "
+        f"{'accounts':>9} {'ledger rows':>12} {'loads':>6} {'replayed':>10} "
         f"{'flows':>9} {'holdings':>9}"
     )
     for size in sizes:
@@ -188,7 +189,8 @@ def main() -> None:
         print(
             f"{info['rows']:>12,} {r['cases']:>6,} {info['build_s']:>8} {r['wall_s']:>8} {cpu:>7.1f} "
             f"{1000 * r['wall_s'] / max(r['cases'], 1):>8.1f} {r['peak_gib']:>9} {r['seconds_read']:>7} "
-            f"{r['seconds_trace']:>7} {r['seconds_store']:>8} {r['accounts']:>9,} "
+            f"{r['seconds_trace']:>7} {r['seconds_store']:>8} "
+            f"{r['cpu_read']:>5.1f}/{r['cpu_trace']:>4.1f}/{r['cpu_store']:>4.1f} {r['accounts']:>9,} "
             f"{r['rows']:>12,} {r['passes']:>6} {r['rows_replayed']:>10,} {r['flows']:>9,} {r['holdings']:>9,}"
         )
         if not args.keep:
