@@ -274,3 +274,30 @@ def test_cycle_detector_releases_its_scratch_tables(tmp_path):
         temp = {r[0] for r in ws.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
     assert found.alerts.num_rows == 1
     assert {"dt_tx", "pt_hits"} <= temp and not {t for t in temp if t.startswith(("cy_", "cs_"))}
+
+
+def test_pass_through_is_judged_at_the_payment_not_anywhere_in_history(tmp_path):
+    """Ring members that passed money through nine days earlier do not make a ring of unbalanced payments
+    a candidate: the episode must span the payment, so an incremental run (which sees only a context
+    window) equals a full one."""
+    rows = []
+    for i in range(4):  # day 0: every member passes money through
+        rows += [(f"e{i}a", 100 + i, f"v{i}", f"P{i}", 1000.0), (f"e{i}b", 160 + i, f"P{i}", f"w{i}", 990.0)]
+    filler = [(f"f{k}", 300 + 700 * k, f"n{k % 7}", f"n{(k + 3) % 7}", 50.0) for k in range(17)]
+    ring = [(f"r{i}", 9 * 1440 + 30 * i, f"P{i}", f"P{(i + 1) % 4}", 2000.0 if i % 2 else 500.0) for i in range(4)]
+    settings = DetectSettings(dwell_hours=6, cycle_window_hours=12, cycle_tolerance=-1.0, cycle_min_quiet_share=0.0,
+                              corroborate=("pass_through",))  # fmt: skip
+    with Workspace(tmp_path / "inc.duckdb") as ws:
+        fill(ws, rows + filler, batch_id=1)
+        run(ws, settings, only=["pass_through", "cycle"])
+        fill(ws, ring, batch_id=2)
+        assert run(ws, settings, only=["pass_through", "cycle"])["mode"] == "incremental"
+        got = snapshot(ws)
+    with Workspace(tmp_path / "full.duckdb") as ws:
+        fill(ws, rows + filler, batch_id=1)
+        fill(ws, ring, batch_id=2)
+        full = run(ws, settings, only=["pass_through", "cycle"], full=True)
+        expected = snapshot(ws)
+        raw = dict(ws.con.execute("SELECT typology, count(*) FROM detect_raw_alerts GROUP BY 1").fetchall())
+    assert raw.get("pass_through", 0) == 4 and "cycle" not in raw and "cycle" not in full["alerts"]
+    assert got == expected

@@ -8,13 +8,21 @@
 -- param: cycle_min_len INTEGER = 3  Shortest cycle, in payments (A pays B and B pays A back is everyday life).
 -- param: cycle_tolerance DOUBLE = 0.2  Largest relative change of amount from one hop to the next; negative means amounts are not compared.
 -- param: cycle_max_degree DOUBLE = 60  Accounts with more payments than this in a cycle bucket are hubs and are left out.
--- param: cycle_pass_through_only BOOLEAN = true  Walk only payments with a pass-through account (pt_hits) at one end at least: every hop of a cycle of 3 or more whose intermediates pass the money on has one.
+-- param: cycle_pass_through_only BOOLEAN = true  Walk only payments with a pass-through account (pt_hits) at one end at least, in an episode that spans the payment: every hop of a cycle of 3 or more whose intermediates pass the money on has one.
 -- step: cy_cand
--- Payments with a pass-through account at one end (all payments when switched off), bucketed by window.
+-- Payments with a pass-through account at one end whose episode spans the payment (all payments when switched
+-- off), bucketed by window. An episode near the payment, not anywhere in history, keeps incremental runs equal
+-- to full ones.
 SELECT txn_id, t, src_id, dst_id, amt, t // CAST($cycle_window_hours * 3600e6 AS BIGINT) AS b
-FROM dt_tx
-WHERE NOT $cycle_pass_through_only
-   OR src_id IN (SELECT DISTINCT acct FROM pt_hits) OR dst_id IN (SELECT DISTINCT acct FROM pt_hits)
+FROM dt_tx WHERE NOT $cycle_pass_through_only
+UNION
+SELECT x.txn_id, x.t, x.src_id, x.dst_id, x.amt, x.t // CAST($cycle_window_hours * 3600e6 AS BIGINT)
+FROM dt_tx x JOIN pt_hits p ON p.acct = x.src_id AND x.t BETWEEN p.first_in AND p.last_out
+WHERE $cycle_pass_through_only
+UNION
+SELECT x.txn_id, x.t, x.src_id, x.dst_id, x.amt, x.t // CAST($cycle_window_hours * 3600e6 AS BIGINT)
+FROM dt_tx x JOIN pt_hits p ON p.acct = x.dst_id AND x.t BETWEEN p.first_in AND p.last_out
+WHERE $cycle_pass_through_only
 -- step: cy_in1
 -- A payment lies on a cycle only if its payer is paid and its payee pays within a bucket either side of it
 -- (every payment of a cycle falls in two consecutive buckets): two rounds of trimming before the walk.
