@@ -15,12 +15,33 @@ part and the rest under
   their own money first). Several cases' protected amounts in one account are cut pro rata.
 
 Haircut, FIFO, LIFO and LIBR conserve tainted money (out + held = in). See README "Tracing" for the full
-semantics, including what stops the trace.
+semantics.
 
-Speed: the accounts a trace reaches are discovered hop by hop in DuckDB (frontier expansion); only their
-ledgers from the first tainted arrival on are pulled, and every pulled ledger row is processed once per
-pass for all cases together in time order. A pass that reaches new accounts (or an account earlier than
-before) loads them and runs again; passes are few (about one per hop).
+Stops. A case's flow out of an account it reached is followed (a trace_flows row, and its payee holds the
+case's part) unless it is past the case's horizon or ``as_of``, its payer is past ``max_hops``, or it carries
+less of the case's money under every conserving rule (haircut, FIFO, LIFO, LIBR) than
+
+    follow(case) = max(min_amount, min_share * loss)
+
+where ``loss`` is the case's traced loss (the taint of its payments). The same test applies to every rule
+(poison is computed only along flows some conserving rule follows, else it would reach the whole graph).
+A flow on a cash-out channel or to a bank without data is recorded with its ``stop`` and not followed.
+The money of a flow that is not followed still leaves its payer, so every holding stays exact; what it
+carries is simply not attributed further (the stored tables conserve down to ``follow(case)`` per flow).
+
+Why ``min_share`` (default 0.005): under haircut a case's money spreads into every later payment of every
+account it reaches, so with ``min_amount`` alone 1,000 cases over 10 M transactions gave 1.37 M flows,
+almost all a few yuan of innocent payments, and the trace cost grew with that spread, not with the money.
+With 0.005 the bench gives 129 k flows; parts below 0.5 % of the loss are not where a victim's money can
+be recovered. On the demo worlds it drops holdings that the simulator's truth does not have (money
+precision up under every rule, total absolute error down) and costs no money recall on the small world and
+at most 0.0003 on the medium one (haircut, LIBR); LIFO, the closest rule, keeps its recall. Set 0 to follow
+every flow of at least ``min_amount``; flows and holdings are then those of the engine without the rule.
+
+Speed: one DuckDB scan reads every ledger row the trace may need, numbered in global ``(ts, txn_id)`` order
+and indexed by account in numpy. The engine then makes one pass over the ledgers the cases reach, for all
+cases together in time order, processing each of those rows once; ledgers are sliced from the index in
+waves (every account a live account may still pay, at once), with balances summed from those ledgers only.
 """
 
 from __future__ import annotations
@@ -68,7 +89,7 @@ class TraceSettings:
     horizon_days: float = 30.0  # follow a case's money this long after its last payment (AMLSim: steps = days)
     min_amount: float = 1.00  # a flow carrying less of a case's money under every conserving rule is not followed
     # ... nor one carrying less than this share of the case's traced loss (0: off); see README "Tracing"
-    min_share: float = 0.0
+    min_share: float = 0.005
     rule: str = "libr"  # the rule shown by default
     data_banks: tuple[str, ...] = ()  # banks whose ledgers are in the data; empty: banks in accounts + payers' banks
 

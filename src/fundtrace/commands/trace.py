@@ -52,7 +52,7 @@ def trace(
     min_share: Annotated[
         float | None,
         typer.Option(
-            help="Stop following a flow carrying less than this share of the case's loss (default 0.01; 0: off).",
+            help="Stop following a flow carrying less than this share of the case's loss (default 0.005; 0: off).",
             show_default=False,
         ),
     ] = None,
