@@ -28,7 +28,7 @@ SETTINGS = DetectSettings(
 )  # fmt: skip
 
 
-def _world(seed: int, days: int = 10, boundary: int | None = None):
+def _world(seed: int, days: int = 10, boundary: int | None = None, noise: int = 1500):
     """Random traffic with injected chains, fans, cycles, scatter-gather and structuring (minutes, accounts)."""
     rng = random.Random(seed)
     rows, n = [], 0
@@ -38,7 +38,7 @@ def _world(seed: int, days: int = 10, boundary: int | None = None):
         rows.append((f"x{n:05d}", t, s, d, round(a, 2)))
         n += 1
 
-    for _ in range(1500):
+    for _ in range(noise):
         s, d = rng.sample(range(150), 2)
         add(rng.randrange(days * 1440), f"n{s}", f"n{d}", rng.uniform(10, 3000))
     for p in range(days * 3):
@@ -115,11 +115,11 @@ def test_since_recomputes_from_a_time(tmp_path):
         assert snapshot(ws) == before
 
 
-def _rich_world(seed: int, days: int = 10):
+def _rich_world(seed: int, days: int = 10, noise: int = 1500):
     """_world plus rings (shared phone card and device, opened together) whose members transact, new
     accounts that burst, dormant accounts that wake up, and one busy hub paid all the time."""
     rng = random.Random(seed)
-    rows = _world(seed, days)
+    rows = _world(seed, days, noise=noise)
     n = len(rows)
 
     def add(t, s, d, a):
@@ -194,8 +194,8 @@ def _full_snapshot(path, batches, links_at=None, accounts=None, settings=SETTING
         return snapshot(ws), r
 
 
-def _check_batches(tmp_path, seed: int, cuts, late: int) -> dict:
-    rows, accounts = _rich_world(seed)
+def _check_batches(tmp_path, seed: int, cuts, late: int, noise: int = 1500) -> dict:
+    rows, accounts = _rich_world(seed, noise=noise)
     parts = _batches(rows, cuts, late, random.Random(seed + 100))
     counts: dict[str, int] = {}
     with Workspace(tmp_path / "inc.duckdb") as ws:
@@ -220,7 +220,7 @@ def _check_batches(tmp_path, seed: int, cuts, late: int) -> dict:
 
 
 def test_several_batches_arriving_late_equal_full_runs(tmp_path):
-    _check_batches(tmp_path, 5, cuts=[7 * 1440, 9 * 1440], late=600)
+    _check_batches(tmp_path, 5, cuts=[7 * 1440, 9 * 1440], late=600, noise=600)
 
 
 @pytest.mark.slow
@@ -231,7 +231,7 @@ def test_several_batches_more_seeds(tmp_path, seed):
 
 
 def test_links_batch_recomputes_only_rings(tmp_path):
-    rows, accounts = _rich_world(9)
+    rows, accounts = _rich_world(9, noise=300)
     with Workspace(tmp_path / "a.duckdb") as ws:
         fill(ws, rows, batch_id=1, accounts=_registry(accounts))
         first = run(ws, SETTINGS)
@@ -329,3 +329,33 @@ def test_pass_through_accounts_are_judged_near_the_window(tmp_path):
     expected, full = _full_snapshot(tmp_path / "f.duckdb", [rows + filler, block])
     assert full["alerts"].get("bipartite", 0) == 1
     assert got == expected
+
+
+def test_some_typologies_only(tmp_path):
+    """Families narrowed to their own window still replace the pass-through profile from its own cutoff."""
+    rows, accounts = _rich_world(11, noise=400)
+    wanted = ["structuring", "new_account_burst", "dormant_active", "fan_in", "fan_out"]
+    first, second = [r for r in rows if r[1] < 8 * 1440], [r for r in rows if r[1] >= 8 * 1440]
+    with Workspace(tmp_path / "a.duckdb") as ws:
+        fill(ws, first, batch_id=1, accounts=_registry(accounts))
+        run(ws, SETTINGS, only=wanted)
+        fill(ws, second, batch_id=2)
+        assert run(ws, SETTINGS, only=wanted)["mode"] == "incremental"
+        got = (
+            snapshot(ws),
+            ws.con.execute(
+                "SELECT acct, b, first_ts, round(in_amt, 4) FROM detect_pt_episodes ORDER BY ALL"
+            ).fetchall(),
+        )
+    with Workspace(tmp_path / "f.duckdb") as ws:
+        fill(ws, first, batch_id=1, accounts=_registry(accounts))
+        fill(ws, second, batch_id=2)
+        full = run(ws, SETTINGS, only=wanted, full=True)
+        expected = (
+            snapshot(ws),
+            ws.con.execute(
+                "SELECT acct, b, first_ts, round(in_amt, 4) FROM detect_pt_episodes ORDER BY ALL"
+            ).fetchall(),
+        )
+    assert got == expected
+    assert {"structuring", "new_account_burst", "dormant_active"} <= set(full["alerts"])

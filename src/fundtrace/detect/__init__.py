@@ -324,8 +324,11 @@ def _detect(ws, engine, settings: DetectSettings, plan: _Plan, wanted, ring_sett
         for f in windowed:
             back = 3 * settings.dwell_hours if f.lookback is None else f.lookback(settings)
             ctxs[f.name] = _floor(cutoffs[f.name] - timedelta(hours=back), settings.dwell_hours)
-        shared = [ctxs[f.name] for f in windowed if f.lookback is None]
-        shared_ctx = min(shared) if shared else None
+        # The stored pass-through profile is replaced from pass_through's cutoff whichever families run.
+        pt_cutoff = _floor(plan.since - timedelta(hours=2 * settings.dwell_hours), settings.dwell_hours)
+        pt_ctx = _floor(pt_cutoff - timedelta(hours=3 * settings.dwell_hours), settings.dwell_hours)
+        shared_ctx = min([ctxs[f.name] for f in windowed if f.lookback is None] + [pt_ctx])
+        ctxs["(pt_hits)"] = pt_ctx
     ctx_from = min(ctxs.values()) if ctxs else None
     out = []
     if windowed:
