@@ -8,20 +8,26 @@
 -- param: cycle_min_len INTEGER = 3  Shortest cycle, in payments (A pays B and B pays A back is everyday life).
 -- param: cycle_tolerance DOUBLE = 0.2  Largest relative change of amount from one hop to the next; negative means amounts are not compared.
 -- param: cycle_max_degree DOUBLE = 60  Accounts with more payments than this in a cycle bucket are hubs and are left out.
--- param: cycle_pass_through_only BOOLEAN = true  Walk only payments with a pass-through account (pt_hits) at one end at least, in an episode that spans the payment: every hop of a cycle of 3 or more whose intermediates pass the money on has one.
+-- param: cycle_pass_through_only BOOLEAN = true  Walk only payments with a pass-through account (pt_hits) at one end at least, in an episode near the payment (see cy_cand): every hop of a cycle of 3 or more whose intermediates pass the money on has one.
+-- param: dwell_hours DOUBLE = 48  How long before a payment a pass-through episode of one of its ends may have ended.
 -- step: cy_cand
--- Payments with a pass-through account at one end whose episode spans the payment (all payments when switched
--- off), bucketed by window. An episode near the payment, not anywhere in history, keeps incremental runs equal
--- to full ones.
+-- Payments with a pass-through account at one end (all payments when switched off), bucketed by window: an
+-- episode of that account ending at most a dwell window before the payment and starting at most a cycle window
+-- after it (a ring member often passes the ring's money on later, or passed money through just before).
+-- Episodes near the payment, not anywhere in history, keep incremental runs equal to full ones.
 SELECT txn_id, t, src_id, dst_id, amt, t // CAST($cycle_window_hours * 3600e6 AS BIGINT) AS b
 FROM dt_tx WHERE NOT $cycle_pass_through_only
 UNION
 SELECT x.txn_id, x.t, x.src_id, x.dst_id, x.amt, x.t // CAST($cycle_window_hours * 3600e6 AS BIGINT)
-FROM dt_tx x JOIN pt_hits p ON p.acct = x.src_id AND x.t BETWEEN p.first_in AND p.last_out
+FROM dt_tx x JOIN pt_hits p ON p.acct = x.src_id
+ AND p.last_out >= x.t - CAST($dwell_hours * 3600e6 AS BIGINT)
+ AND p.first_in <= x.t + CAST($cycle_window_hours * 3600e6 AS BIGINT)
 WHERE $cycle_pass_through_only
 UNION
 SELECT x.txn_id, x.t, x.src_id, x.dst_id, x.amt, x.t // CAST($cycle_window_hours * 3600e6 AS BIGINT)
-FROM dt_tx x JOIN pt_hits p ON p.acct = x.dst_id AND x.t BETWEEN p.first_in AND p.last_out
+FROM dt_tx x JOIN pt_hits p ON p.acct = x.dst_id
+ AND p.last_out >= x.t - CAST($dwell_hours * 3600e6 AS BIGINT)
+ AND p.first_in <= x.t + CAST($cycle_window_hours * 3600e6 AS BIGINT)
 WHERE $cycle_pass_through_only
 -- step: cy_in1
 -- A payment lies on a cycle only if its payer is paid and its payee pays within a bucket either side of it
