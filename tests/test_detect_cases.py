@@ -72,3 +72,32 @@ def test_detectors_release_their_intermediates_and_keep_what_others_read(tmp_pat
     assert not {t for t in temp if t.startswith(("ch_", "fan_", "sg_", "gs_"))} | {"pt_in", "ly_tx"} & temp
     # the cash-out channel reaches the chain's sentence through dt_tx.cash_out
     assert chains.alerts.num_rows == 1 and "cashed out" in chains.alerts["summary"][0].as_py()
+
+
+def test_member_names_are_looked_up_once_per_run(tmp_path):
+    """collect() names members from ``accounts`` when it knows them, else from one pass over the payments
+    that names every account; a later detector finds its members' names in that cache (dx_names)."""
+    from fundtrace.detect.sqlfamilies import detect_chains, detect_pass_through
+    from fundtrace.engine import DuckDBEngine
+
+    rows = [("v", 0, "V", "M1", 5000), ("h1", 30, "M1", "M2", 4900), ("h2", 60, "M2", "X", 4800, "atm"),
+            ("o", 90, "P", "Q", 10)]  # fmt: skip
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        fill(ws, rows)
+        engine = DuckDBEngine(ws.con)
+        pt = detect_pass_through(engine, DetectSettings())
+        named = {r[0] for r in ws.con.execute("SELECT account FROM dx_names").fetchall()}
+        chains = detect_chains(engine, DetectSettings())
+        after = ws.con.execute("SELECT count(*) FROM dx_names").fetchall()[0][0]
+    assert after == len(named)  # the second detector added nothing: every name was there
+    assert named == {"V", "M1", "M2", "X", "P", "Q"}  # every account, from the one pass
+    for det in (pt, chains):
+        assert det.members.num_rows and set(det.members["bank"].to_pylist()) == {"b"}
+        assert set(det.members["account"].to_pylist()) <= {"V", "M1", "M2", "X"}
+    assert {"M1", "M2"} <= set(chains.members["account"].to_pylist())
+
+    with Workspace(tmp_path / "ws2.duckdb") as ws:  # the registry knows every member: no pass over payments
+        fill(ws, rows, accounts=[{"account": a} for a in ("V", "M1", "M2", "X")])
+        pt = detect_pass_through(DuckDBEngine(ws.con), DetectSettings())
+        named = {r[0] for r in ws.con.execute("SELECT account FROM dx_names").fetchall()}
+    assert named == set(pt.members["account"].to_pylist()) and "P" not in named
