@@ -16,7 +16,8 @@ class DetectSettings:
     """Windows (hours unless named *_days), thresholds and caps of every detector."""
 
     memory_limit: str = "1GB"  # DuckDB memory limit while detecting (spills to disk beyond it)
-    skip_same_holder: bool = True  # transfers between two accounts of one holder are never evidence
+    skip_same_holder: bool = True  # transfers between two accounts of one holder are not evidence, unless:
+    same_holder_onward: bool = False  # ... the money only transits the holder: in from others, out to others (dwell)
     innocent_kinds: tuple[str, ...] = ("business", "merchant", "utility", "government", "payroll", "atm")
     # corroboration: an alert of these typologies needs an account whose money mostly passes through
     share_min: float = 0.4
