@@ -27,6 +27,15 @@ class DetectSettings:
     path_corroborates: tuple[str, ...] = ("chain", "stacked")  # need path_core_min pass-through mules
     path_core_min: int = 2
     corroborate: tuple[str, ...] = ("pass_through", "chain", "stacked", "fan_in", "fan_out", "gather_scatter", "cycle")
+    # account life: alerts of these typologies also need short-lived accounts (few payments over a short
+    # span, money paid out): life_min members other than the hub, or the hub itself
+    life_corroborates: tuple[str, ...] = ()
+    life_min: int = 2
+    life_members: tuple[str, ...] = ()  # published members other than the hub must be short-lived
+    life_max_txns: int = 10
+    life_max_hours: float = 720.0
+    # fan alerts that give way to a kept scatter-gather / gather-scatter alert around their hub
+    fans_yield: tuple[str, ...] = ()
     # pass-through (FlowScope flow balance)
     dwell_hours: float = 48.0
     keep_max: float = 0.2
@@ -77,10 +86,14 @@ class DetectSettings:
 
     def validate(self) -> list[tuple[str, str]]:
         problems = []
-        for name in ("dwell_hours", "fan_window_hours", "layer_window_hours", "cycle_window_hours",
+        for name in ("dwell_hours", "life_max_hours", "fan_window_hours", "layer_window_hours", "cycle_window_hours",
                      "structuring_window_hours", "burst_hours", "dormant_days", "active_hours"):  # fmt: skip
             if getattr(self, name) <= 0:
                 problems.append((name, "must be greater than 0"))
+        if self.life_max_txns < 1:
+            problems.append(("life_max_txns", "must be at least 1"))
+        if self.life_min < 0:
+            problems.append(("life_min", "must be at least 0"))
         for name in ("keep_max", "margin", "min_hop_share", "share_min", "share_alone", "sink_share"):
             if not 0 <= getattr(self, name) < 1:
                 problems.append((name, "must be at least 0 and below 1"))

@@ -1,0 +1,102 @@
+"""Account-life corroboration (queries/detect/corroborate.sql: dc_life, dc_life_ok, dc_yielded).
+
+life_corroborates: an alert needs short-lived members (few payments over a short span, money paid out);
+life_members: only short-lived members (and the hub) are published; fans_yield: a fan whose hub is the
+sink of a kept scatter-gather in its span gives way to it. All off by default.
+"""
+
+from __future__ import annotations
+
+from fundtrace.detect import DetectSettings, run
+from fundtrace.workspace import Workspace
+from test_detect_helpers import fill
+
+DAY = 24 * 60
+
+
+def _scatter_gather(old_mids: bool) -> list[tuple]:
+    """S pays M0..M3, each passes the money to T. With old_mids, every mid has paid a shop weekly for a year."""
+    rows = []
+    for i in range(4):
+        rows += [(f"a{i}", 400 * DAY + i, "S", f"M{i}", 5000), (f"b{i}", 400 * DAY + 120 + i, f"M{i}", "T", 4950)]
+        if old_mids:
+            rows += [(f"h{i}-{w}", w * 7 * DAY + i, f"M{i}", "SHOP", 30) for w in range(52)]
+    return rows
+
+
+def _found(ws, typology: str) -> list[tuple]:
+    return ws.con.execute(
+        "SELECT m.account, m.role FROM alerts a JOIN alert_members m USING (alert_id) WHERE a.typology = ?",
+        [typology],
+    ).fetchall()
+
+
+def _detect(tmp_path, rows, only, **settings) -> list[tuple]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "ws.duckdb"
+    path.unlink(missing_ok=True)
+    path.with_suffix(".duckdb.wal").unlink(missing_ok=True)
+    with Workspace(path) as ws:
+        fill(ws, rows)
+        run(ws, DetectSettings(**settings), only=only, full=True)
+        return _found(ws, only[0])
+
+
+LIFE = {"life_corroborates": ("scatter_gather",), "life_max_txns": 5, "life_max_hours": 720.0}
+
+
+def test_short_lived_mids_keep_a_scatter_gather(tmp_path):
+    found = _detect(tmp_path, _scatter_gather(old_mids=False), ["scatter_gather"], **LIFE)
+    assert ("M0", "mule") in found and ("T", "sink") in found
+
+
+def test_long_lived_mids_do_not_keep_it(tmp_path):
+    assert _detect(tmp_path, _scatter_gather(old_mids=True), ["scatter_gather"], **LIFE) == []
+
+
+def test_off_by_default(tmp_path):
+    assert ("M0", "mule") in _detect(tmp_path, _scatter_gather(old_mids=True), ["scatter_gather"])
+
+
+def test_life_min_counts_members_other_than_the_hub(tmp_path):
+    rows = _scatter_gather(old_mids=True)
+    rows = [r for r in rows if not r[0].startswith(("h0-", "h1-"))]  # M0 and M1 short-lived again
+    rows += [(f"s-{w}", w * 7 * DAY, "S", "SHOP", 30) for w in range(52)]  # the source is not
+    assert _detect(tmp_path, rows, ["scatter_gather"], **LIFE, life_min=2)
+    assert _detect(tmp_path, rows, ["scatter_gather"], **LIFE, life_min=3) == []
+
+
+def _fan_in(old_payers: int) -> list[tuple]:
+    """Six payers pay H once each over two days; the first ``old_payers`` also pay a shop weekly for a year."""
+    rows = [(f"p{i}", 400 * DAY + i * 480, f"P{i}", "H", 900 + 10 * i) for i in range(6)]
+    for i in range(old_payers):
+        rows += [(f"h{i}-{w}", w * 7 * DAY + i, f"P{i}", "SHOP", 30) for w in range(52)]
+    return rows
+
+
+FAN = {
+    "fan_pass_through": False,
+    "corroborate": (),
+    "hub_corroborates": (),
+    "life_max_txns": 5,
+    "life_max_hours": 720.0,
+}
+
+
+def test_life_members_publishes_only_short_lived_payers(tmp_path):
+    found = _detect(tmp_path, _fan_in(old_payers=2), ["fan_in"], **FAN, life_members=("fan_in",))
+    accounts = {a for a, _ in found}
+    assert accounts == {"H", "P2", "P3", "P4", "P5"}, found
+    every = _detect(tmp_path / "all", _fan_in(old_payers=2), ["fan_in"], **FAN)
+    assert {a for a, _ in every} == {"H", "P0", "P1", "P2", "P3", "P4", "P5"}, every
+
+
+def test_a_fan_in_gives_way_to_a_scatter_gather_on_its_hub(tmp_path):
+    # T, the sink of the scatter-gather, is also paid by two more one-off payers: a fan-in of six.
+    rows = _scatter_gather(old_mids=False) + [
+        ("x0", 400 * DAY + 200, "X0", "T", 4900),
+        ("x1", 400 * DAY + 201, "X1", "T", 4900),
+    ]
+    base = FAN | {"fan_min": 5.0}
+    assert _detect(tmp_path, rows, ["fan_in", "scatter_gather"], **base)
+    assert _detect(tmp_path / "y", rows, ["fan_in", "scatter_gather"], **base, fans_yield=("fan_in",)) == []
