@@ -100,3 +100,40 @@ def test_a_fan_in_gives_way_to_a_scatter_gather_on_its_hub(tmp_path):
     base = FAN | {"fan_min": 5.0}
     assert _detect(tmp_path, rows, ["fan_in", "scatter_gather"], **base)
     assert _detect(tmp_path / "y", rows, ["fan_in", "scatter_gather"], **base, fans_yield=("fan_in",)) == []
+
+
+def _gather_scatter(late_in: bool, fresh_payees: bool) -> list[tuple]:
+    """G1, G2 pay H; H then pays S1, S2. With late_in, an ordinary payer pays H after the scatter."""
+    rows = [("g1", 400 * DAY, "G1", "H", 700), ("g2", 400 * DAY + 60, "G2", "H", 650),
+            ("s1", 400 * DAY + 600, "H", "S1", 600), ("s2", 400 * DAY + 660, "H", "S2", 600)]  # fmt: skip
+    if late_in:
+        rows.append(("late", 400 * DAY + 900, "OTHER", "H", 80))
+    if not fresh_payees:
+        rows += [(f"o{i}-{w}", w * 7 * DAY + i, f"S{i}", "SHOP", 30) for i in (1, 2) for w in range(52)]
+    return rows
+
+
+GS = {"gather_min": 2.0, "layer_min": 2.0, "gs_balance": False, "corroborate": (), "hub_corroborates": ()}
+
+
+def test_gather_first_ignores_a_payment_in_after_the_scatter(tmp_path):
+    rows = _gather_scatter(late_in=True, fresh_payees=True)
+    assert _detect(tmp_path, rows, ["gather_scatter"], **GS) == []
+    found = _detect(tmp_path / "g", rows, ["gather_scatter"], **GS, gs_gather_first=True)
+    assert ("H", "hub") in found and ("S2", "sink") in found and ("OTHER", "source") not in found, found
+
+
+def test_life_sinks_needs_a_fresh_payee(tmp_path):
+    life = GS | LIFE | {"life_corroborates": ("gather_scatter",), "life_sinks": ("gather_scatter",)}
+    assert _detect(tmp_path, _gather_scatter(late_in=False, fresh_payees=True), ["gather_scatter"], **life)
+    assert _detect(tmp_path / "o", _gather_scatter(late_in=False, fresh_payees=False), ["gather_scatter"], **life) == []
+    del life["life_sinks"]
+    assert _detect(tmp_path / "n", _gather_scatter(late_in=False, fresh_payees=False), ["gather_scatter"], **life)
+
+
+def test_a_fan_with_few_layering_counterparties_does_not_give_way(tmp_path):
+    # T is the sink of the scatter-gather (M0..M3) and also paid by six unrelated one-off payers.
+    rows = _scatter_gather(old_mids=False) + [(f"x{i}", 400 * DAY + 200 + i, f"X{i}", "T", 4900) for i in range(6)]
+    base = FAN | {"fan_min": 5.0, "fans_yield": ("fan_in",)}
+    assert _detect(tmp_path, rows, ["fan_in", "scatter_gather"], **base, fans_yield_share=0.5)  # 4 of 10
+    assert _detect(tmp_path / "y", rows, ["fan_in", "scatter_gather"], **base, fans_yield_share=0.4) == []

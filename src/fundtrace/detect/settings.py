@@ -31,11 +31,13 @@ class DetectSettings:
     # span, money paid out): life_min members other than the hub, or the hub itself
     life_corroborates: tuple[str, ...] = ()
     life_min: int = 2
+    life_sinks: tuple[str, ...] = ()  # ...and also a short-lived sink (one that only receives counts)
     life_members: tuple[str, ...] = ()  # published members other than the hub must be short-lived
     life_max_txns: int = 10
     life_max_hours: float = 720.0
     # fan alerts that give way to a kept scatter-gather / gather-scatter alert around their hub
     fans_yield: tuple[str, ...] = ()
+    fans_yield_share: float = 0.5  # ...when this share of the fan's counterparties are its members
     # pass-through (FlowScope flow balance)
     dwell_hours: float = 48.0
     keep_max: float = 0.2
@@ -62,6 +64,7 @@ class DetectSettings:
     layer_tolerance: float = 0.2
     gather_min: float = 2.0
     gs_balance: bool = True
+    gs_gather_first: bool = False  # count ins up to the first out after an in, outs from then on
     # cycles
     cycle_window_hours: float = 72.0
     cycle_max_len: int = 6
