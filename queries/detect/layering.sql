@@ -9,6 +9,7 @@
 -- param: layer_tolerance DOUBLE = 0.2  Largest relative difference between what an intermediate receives and passes on (scatter-gather).
 -- param: gather_min DOUBLE = 2  Fewest distinct payers of a gather-scatter hub (the scatter side needs layer_min payees).
 -- param: gs_balance BOOLEAN = true  A gather-scatter hub must pass on what it gathered: out within [1 - keep_max, 1 + over_max] of in.
+-- param: gs_gather_first BOOLEAN = false  Gather-scatter: count the payments in up to the hub's first payment out after a payment in, and the payments out from then on (an ordinary payment in after the scatter, or out before the gather, does not undo it); otherwise every payment in must come before every payment out.
 -- param: keep_max DOUBLE = 0.2  The largest share of the money gathered that may stay behind.
 -- param: over_max DOUBLE = 0.1  How much more may leave than was gathered.
 -- step: ly_deg
@@ -49,16 +50,10 @@ SELECT acct, b AS wb FROM (
   FROM ly_deg WINDOW w AS (PARTITION BY acct ORDER BY b)
 ) WHERE n_in + CASE WHEN next_b = b + 1 THEN next_in ELSE 0 END >= $gather_min
     AND n_out + CASE WHEN next_b = b + 1 THEN next_out ELSE 0 END >= $layer_min
--- step: gs_hits
--- A hub paid by many in a window that then pays many, every payment out after every payment in (gather, then scatter).
-SELECT hub, wb AS b, count(DISTINCT CASE WHEN dir = 'in' THEN cp END) AS n_src,
-       count(DISTINCT CASE WHEN dir = 'out' THEN cp END) AS n_dst,
-       min(t) AS first_t, max(t) AS last_t,
-       sum(CASE WHEN dir = 'in' THEN amt ELSE 0 END) AS amt_in,
-       sum(CASE WHEN dir = 'out' THEN amt ELSE 0 END) AS amt_out,
-       list(txn_id ORDER BY txn_id) AS txns,
-       list(DISTINCT CASE WHEN dir = 'in' THEN cp END) AS srcs,
-       list(DISTINCT CASE WHEN dir = 'out' THEN cp END) AS dsts
+-- step: gs_rows
+-- The payments in and out of each candidate hub window, with the window's first payment out after a payment in.
+SELECT *, min(CASE WHEN dir = 'out' AND t >= first_in THEN t END) OVER (PARTITION BY hub, wb) AS first_out
+FROM (SELECT r.*, min(CASE WHEN r.dir = 'in' THEN r.t END) OVER (PARTITION BY r.hub, r.wb) AS first_in
 FROM (
   SELECT x.dst_id AS hub, x.src_id AS cp, 'in' AS dir, x.txn_id, x.t, x.amt, c.wb
   FROM ly_tx x JOIN (SELECT acct, wb, wb + k AS b FROM gs_cand CROSS JOIN (VALUES (0), (1)) AS ks(k)) c
@@ -67,7 +62,20 @@ FROM (
   SELECT x.src_id, x.dst_id, 'out', x.txn_id, x.t, x.amt, c.wb
   FROM ly_tx x JOIN (SELECT acct, wb, wb + k AS b FROM gs_cand CROSS JOIN (VALUES (0), (1)) AS ks(k)) c
     ON c.acct = x.src_id AND c.b = x.b
-)
+) r)
+-- step: gs_hits
+-- A hub paid by many in a window that then pays many, every payment out after every payment in (gather, then scatter),
+-- or, with gs_gather_first, after every payment in that is counted.
+SELECT hub, wb AS b, count(DISTINCT CASE WHEN dir = 'in' THEN cp END) AS n_src,
+       count(DISTINCT CASE WHEN dir = 'out' THEN cp END) AS n_dst,
+       min(t) AS first_t, max(t) AS last_t,
+       sum(CASE WHEN dir = 'in' THEN amt ELSE 0 END) AS amt_in,
+       sum(CASE WHEN dir = 'out' THEN amt ELSE 0 END) AS amt_out,
+       list(txn_id ORDER BY txn_id) AS txns,
+       list(DISTINCT CASE WHEN dir = 'in' THEN cp END) AS srcs,
+       list(DISTINCT CASE WHEN dir = 'out' THEN cp END) AS dsts
+FROM gs_rows
+WHERE NOT $gs_gather_first OR (dir = 'in' AND t <= first_out) OR (dir = 'out' AND t >= first_out)
 GROUP BY hub, wb
 HAVING count(DISTINCT CASE WHEN dir = 'in' THEN cp END) >= $gather_min
    AND count(DISTINCT CASE WHEN dir = 'out' THEN cp END) >= $layer_min
