@@ -137,3 +137,43 @@ def test_a_fan_with_few_layering_counterparties_does_not_give_way(tmp_path):
     base = FAN | {"fan_min": 5.0, "fans_yield": ("fan_in",)}
     assert _detect(tmp_path, rows, ["fan_in", "scatter_gather"], **base, fans_yield_share=0.5)  # 4 of 10
     assert _detect(tmp_path / "y", rows, ["fan_in", "scatter_gather"], **base, fans_yield_share=0.4) == []
+
+
+SG_G3 = (
+    "SELECT count(*) FROM alerts JOIN alert_members USING (alert_id) "
+    "WHERE typology = 'scatter_gather' AND account = 'g3m0'"
+)
+
+
+def test_incremental_equals_full_with_life_rules(tmp_path):
+    from dataclasses import replace
+
+    from test_detect_helpers import snapshot
+    from test_detect_incremental import SETTINGS, _world
+
+    settings = replace(
+        SETTINGS, life_corroborates=("fan_in", "scatter_gather", "gather_scatter"), life_sinks=("gather_scatter",),
+        life_members=("fan_in",), fans_yield=("fan_in", "fan_out"), gs_gather_first=True, gather_min=2.0,
+        life_max_txns=6, life_max_hours=48.0,
+    )  # fmt: skip
+    cut = 8 * 1440
+    rows = _world(4, boundary=cut)
+    first, second = [r for r in rows if r[1] < cut], [r for r in rows if r[1] >= cut]
+    # the mules of a first-batch scatter-gather pay again and again in the second: no longer short-lived
+    second += [(f"z{m}-{i}", cut + 60 * i, f"g3m{m}", f"n{i}", 50) for m in range(4) for i in range(8)]
+    with Workspace(tmp_path / "inc.duckdb") as ws:
+        fill(ws, first, batch_id=1)
+        run(ws, settings)
+        kept = ws.con.execute(SG_G3).fetchall()[0][0]
+        fill(ws, second, batch_id=2)
+        assert run(ws, settings)["mode"] == "incremental"
+        got = snapshot(ws)
+        gone = ws.con.execute(SG_G3).fetchall()[0][0]
+    with Workspace(tmp_path / "full.duckdb") as ws:
+        fill(ws, first, batch_id=1)
+        fill(ws, second, batch_id=2)
+        full = run(ws, settings, full=True)
+        expected = snapshot(ws)
+    assert got == expected
+    assert {"fan_in", "scatter_gather"} <= set(full["alerts"])
+    assert kept > 0 and gone == 0
