@@ -50,19 +50,6 @@ SELECT acct, b AS wb FROM (
   FROM ly_deg WINDOW w AS (PARTITION BY acct ORDER BY b)
 ) WHERE n_in + CASE WHEN next_b = b + 1 THEN next_in ELSE 0 END >= $gather_min
     AND n_out + CASE WHEN next_b = b + 1 THEN next_out ELSE 0 END >= $layer_min
--- step: gs_rows
--- The payments in and out of each candidate hub window, with the window's first payment out after a payment in.
-SELECT *, min(CASE WHEN dir = 'out' AND t >= first_in THEN t END) OVER (PARTITION BY hub, wb) AS first_out
-FROM (SELECT r.*, min(CASE WHEN r.dir = 'in' THEN r.t END) OVER (PARTITION BY r.hub, r.wb) AS first_in
-FROM (
-  SELECT x.dst_id AS hub, x.src_id AS cp, 'in' AS dir, x.txn_id, x.t, x.amt, c.wb
-  FROM ly_tx x JOIN (SELECT acct, wb, wb + k AS b FROM gs_cand CROSS JOIN (VALUES (0), (1)) AS ks(k)) c
-    ON c.acct = x.dst_id AND c.b = x.b
-  UNION ALL
-  SELECT x.src_id, x.dst_id, 'out', x.txn_id, x.t, x.amt, c.wb
-  FROM ly_tx x JOIN (SELECT acct, wb, wb + k AS b FROM gs_cand CROSS JOIN (VALUES (0), (1)) AS ks(k)) c
-    ON c.acct = x.src_id AND c.b = x.b
-) r)
 -- step: gs_hits
 -- A hub paid by many in a window that then pays many, every payment out after every payment in (gather, then scatter),
 -- or, with gs_gather_first, after every payment in that is counted.
@@ -74,7 +61,20 @@ SELECT hub, wb AS b, count(DISTINCT CASE WHEN dir = 'in' THEN cp END) AS n_src,
        list(txn_id ORDER BY txn_id) AS txns,
        list(DISTINCT CASE WHEN dir = 'in' THEN cp END) AS srcs,
        list(DISTINCT CASE WHEN dir = 'out' THEN cp END) AS dsts
-FROM gs_rows
+-- Each window's payments with its first payment out after a payment in (for gs_gather_first).
+FROM (
+  SELECT *, min(CASE WHEN dir = 'out' AND t >= first_in THEN t END) OVER (PARTITION BY hub, wb) AS first_out
+  FROM (SELECT r.*, min(CASE WHEN r.dir = 'in' THEN r.t END) OVER (PARTITION BY r.hub, r.wb) AS first_in
+  FROM (
+    SELECT x.dst_id AS hub, x.src_id AS cp, 'in' AS dir, x.txn_id, x.t, x.amt, c.wb
+    FROM ly_tx x JOIN (SELECT acct, wb, wb + k AS b FROM gs_cand CROSS JOIN (VALUES (0), (1)) AS ks(k)) c
+      ON c.acct = x.dst_id AND c.b = x.b
+    UNION ALL
+    SELECT x.src_id, x.dst_id, 'out', x.txn_id, x.t, x.amt, c.wb
+    FROM ly_tx x JOIN (SELECT acct, wb, wb + k AS b FROM gs_cand CROSS JOIN (VALUES (0), (1)) AS ks(k)) c
+      ON c.acct = x.src_id AND c.b = x.b
+  ) r)
+)
 WHERE NOT $gs_gather_first OR (dir = 'in' AND t <= first_out) OR (dir = 'out' AND t >= first_out)
 GROUP BY hub, wb
 HAVING count(DISTINCT CASE WHEN dir = 'in' THEN cp END) >= $gather_min
