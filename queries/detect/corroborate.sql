@@ -1,8 +1,8 @@
 -- name: detect_corroborate
 -- kind: detect
 -- description: Corroboration of the raw alerts before they are published: an alert of a corroborated typology is kept only when one of its mules, hubs or members is a pass-through account over its whole history (a pass-through alert, in addition, a link to another such account or to a kept structural alert) (most of the money it ever received left again within the dwell window: the share of pass-through episodes in all its incoming money). Normal people forward money now and then (a salary to rent, a shared bill); a mule does little else. Terminals, merchants and other innocent kinds are not listed as sinks or members (the money left the system there; the payment stays in the evidence).
--- inputs: detect_raw_alerts, detect_raw_members, detect_raw_evidence, detect_pt_episodes, detect_in_totals (acct, in_amt: money received from other accounts, all time), transactions (evidence amounts), accounts
--- outputs: dc_share(acct, pt_amt, in_amt, share); dc_core(acct); dc_keep(alert_id); dc_members (the published members).
+-- inputs: detect_raw_alerts, detect_raw_members, detect_raw_evidence, detect_pt_episodes, detect_in_totals (acct, in_amt: money received from other accounts, all time), transactions (evidence amounts; account life), accounts
+-- outputs: dc_share(acct, pt_amt, in_amt, share); dc_core(acct); dc_life_cand(account_id); dc_life(acct, pays_out); dc_life_ok(alert_id); dc_yielded(alert_id); dc_keep(alert_id); dc_members (the published members).
 -- param: share_min DOUBLE = 0.4  Smallest share of an account's incoming money that passed through it for the account to corroborate an alert.
 -- param: share_alone DOUBLE = 0.9  A pass-through alert needs no link when at least this share of all the account's incoming money passed through it (it does little else).
 -- param: corroborate VARCHAR = pass_through,chain,stacked,fan_in,fan_out,gather_scatter,cycle  Typologies whose alerts need a corroborating account.
@@ -13,6 +13,14 @@
 -- param: path_core_min INTEGER = 2  Fewest pass-through mules of a chain or stacked alert: two ordinary people forwarding a small payment in a row happens, a path of accounts that mostly forward money does not.
 -- param: layer_min DOUBLE = 3  Fewest payees of a gather-scatter hub that are not of an innocent kind.
 -- param: innocent_kinds VARCHAR = business,merchant,utility,government,payroll,atm  Account kinds never listed as a sink or member.
+-- param: life_corroborates VARCHAR = none  Typologies whose alerts also need short-lived accounts: life_min of the members other than the hub, or the hub itself (none by default).
+-- param: fans_yield VARCHAR = none  Typologies (fan_in, fan_out) whose alert gives way when its hub is the source, sink or hub of a kept scatter-gather or gather-scatter alert inside the fan's time span and fans_yield_share of the fan's counterparties are its members: the layering explains them (none by default).
+-- param: fans_yield_share DOUBLE = 0.5  Share of a fan's counterparties that must belong to those layering alerts for the fan to give way.
+-- param: life_members VARCHAR = none  Typologies whose published members other than the hub must be short-lived (a fan over months also collects ordinary customers' one-off payments).
+-- param: life_sinks VARCHAR = none  Typologies of life_corroborates whose alerts also need a short-lived sink, even one that only receives (none by default).
+-- param: life_min INTEGER = 2  Fewest short-lived members (other than the hub) that keep an alert of a life_corroborates typology.
+-- param: life_max_txns INTEGER = 10  A short-lived account makes at most this many payments in and out over its whole history...
+-- param: life_max_hours DOUBLE = 720  ...all within this many hours of its first one, and (except as a life_sinks sink) pays money out at least once (a card bought, used in a burst and dropped; a payee that only ever receives is an ordinary customer).
 -- step: dc_share
 -- detect_in_totals holds every account's incoming money over its whole history (kept up to date by the
 -- runner from each new batch, so no run re-sums all transactions).
@@ -21,11 +29,42 @@ FROM (SELECT acct, sum(in_amt) AS pt_amt FROM detect_pt_episodes GROUP BY acct) 
 JOIN detect_in_totals i ON i.acct = p.acct
 -- step: dc_core
 SELECT acct FROM dc_share WHERE share >= $share_min
+-- step: dc_life_cand
+-- Members of the raw alerts of life_corroborates or life_members typologies: the only accounts whose life is read.
+SELECT DISTINCT m.account_id FROM detect_raw_members m JOIN detect_raw_alerts a ON a.alert_id = m.alert_id
+WHERE a.typology IN (SELECT unnest(string_split($life_corroborates || ',' || $life_members, ',')))
+-- step: dc_life
+-- Short-lived accounts among them, over their whole history (as dc_share, so an incremental run equals a
+-- full one): few payments within a short span; pays_out when at least one of them is a payment out.
+SELECT acct, sum(is_out) > 0 AS pays_out FROM (
+  SELECT src_id AS acct, ts, 1 AS is_out FROM transactions WHERE src_id <> dst_id
+    AND src_id IN (SELECT account_id FROM dc_life_cand)
+  UNION ALL
+  SELECT dst_id, ts, 0 FROM transactions WHERE src_id <> dst_id
+    AND dst_id IN (SELECT account_id FROM dc_life_cand)
+)
+GROUP BY acct
+HAVING count(*) <= $life_max_txns
+   AND epoch_us(max(ts)) - epoch_us(min(ts)) <= $life_max_hours * 3600e6
+-- step: dc_life_ok
+-- Alerts of a life_corroborates typology with life_min short-lived members other than the hub that pay
+-- money out, or a short-lived hub; a life_sinks typology also needs a short-lived sink (one that only
+-- receives counts: the scatter's payees are fresh accounts).
+SELECT m.alert_id FROM detect_raw_members m
+JOIN detect_raw_alerts a ON a.alert_id = m.alert_id
+JOIN dc_life l ON l.acct = m.account_id
+WHERE a.typology IN (SELECT unnest(string_split($life_corroborates, ',')))
+GROUP BY m.alert_id, a.typology
+HAVING (count(DISTINCT m.account_id) FILTER (WHERE m.role <> 'hub' AND l.pays_out) >= $life_min
+        OR count(*) FILTER (WHERE m.role = 'hub' AND l.pays_out) > 0)
+   AND (a.typology NOT IN (SELECT unnest(string_split($life_sinks, ',')))
+        OR count(*) FILTER (WHERE m.role = 'sink') > 0)
 -- step: dc_struct
 -- Structural alerts (every typology but pass_through) that are kept. A gather-scatter hub must scatter
 -- to layer_min payees that are not shops, utilities or other innocent kinds (paying bills is not scattering).
 SELECT a.alert_id FROM detect_raw_alerts a
 WHERE a.typology <> 'pass_through'
+  AND (a.typology NOT IN (SELECT unnest(string_split($life_corroborates, ','))) OR a.alert_id IN (SELECT alert_id FROM dc_life_ok))
   AND (a.typology <> 'gather_scatter'
        OR (SELECT count(DISTINCT s.account_id) FROM detect_raw_members s LEFT JOIN accounts ac ON ac.account_id = s.account_id
            WHERE s.alert_id = a.alert_id AND s.role = 'sink'
@@ -43,11 +82,29 @@ WHERE a.typology <> 'pass_through'
        OR (a.typology NOT IN (SELECT unnest(string_split($hub_corroborates || ',' || $path_corroborates, ',')))
            AND a.alert_id IN (SELECT m.alert_id FROM detect_raw_members m
                               WHERE m.role IN ('mule', 'hub', 'member') AND m.account_id IN (SELECT acct FROM dc_core))))
+-- step: dc_yielded
+-- Fan alerts that give way to kept layering alerts around their hub within their span: at least
+-- fans_yield_share of the fan's counterparties are members of those layering alerts.
+SELECT f.alert_id FROM detect_raw_alerts f
+JOIN detect_raw_members h ON h.alert_id = f.alert_id AND h.role = 'hub'
+JOIN detect_raw_members fm ON fm.alert_id = f.alert_id AND fm.role <> 'hub'
+LEFT JOIN (
+  SELECT DISTINCT l.account_id AS hub_id, o.account_id, la.start_ts, la.end_ts
+  FROM detect_raw_members l
+  JOIN detect_raw_alerts la ON la.alert_id = l.alert_id
+  JOIN detect_raw_members o ON o.alert_id = l.alert_id AND o.account_id <> l.account_id
+  WHERE l.role IN ('source', 'sink', 'hub') AND la.typology IN ('scatter_gather', 'gather_scatter')
+    AND la.alert_id IN (SELECT alert_id FROM dc_struct)
+) ly ON ly.hub_id = h.account_id AND ly.account_id = fm.account_id AND ly.start_ts <= f.end_ts AND ly.end_ts >= f.start_ts
+WHERE f.typology IN (SELECT unnest(string_split($fans_yield, ',')))
+GROUP BY f.alert_id
+HAVING count(DISTINCT ly.account_id) >= $fans_yield_share * count(DISTINCT fm.account_id)
+   AND count(DISTINCT ly.account_id) > 0
 -- step: dc_keep
 -- A pass-through alert also needs a link: a payer or payee of the episode passes money through too
 -- (a multi-hop structure), or the account is a mule, hub or member of a kept structural alert, or
 -- nearly all its money ever passed through (share_alone).
-SELECT alert_id FROM dc_struct
+SELECT alert_id FROM dc_struct WHERE alert_id NOT IN (SELECT alert_id FROM dc_yielded)
 UNION ALL
 SELECT a.alert_id FROM detect_raw_alerts a
 JOIN detect_raw_members m ON m.alert_id = a.alert_id AND m.role = 'mule'
@@ -80,6 +137,8 @@ LEFT JOIN accounts ac ON ac.account_id = m.account_id
 WHERE m.alert_id IN (SELECT alert_id FROM dc_keep)
   AND (m.role IN ('mule', 'hub', 'source') OR ac.kind IS NULL
        OR lower(ac.kind) NOT IN (SELECT unnest(string_split($innocent_kinds, ','))))
+  AND (m.role = 'hub' OR a.typology NOT IN (SELECT unnest(string_split($life_members, ',')))
+       OR m.account_id IN (SELECT acct FROM dc_life WHERE pays_out))
   AND (m.role <> 'sink' OR a.typology NOT IN (SELECT unnest(string_split($sink_checked, ',')))
        OR m.account_id IN (SELECT acct FROM dc_core)
        OR EXISTS (SELECT 1 FROM dc_sink_paid p WHERE p.alert_id = m.alert_id AND p.account_id = m.account_id

@@ -9,6 +9,7 @@
 -- param: layer_tolerance DOUBLE = 0.2  Largest relative difference between what an intermediate receives and passes on (scatter-gather).
 -- param: gather_min DOUBLE = 2  Fewest distinct payers of a gather-scatter hub (the scatter side needs layer_min payees).
 -- param: gs_balance BOOLEAN = true  A gather-scatter hub must pass on what it gathered: out within [1 - keep_max, 1 + over_max] of in.
+-- param: gs_gather_first BOOLEAN = false  Gather-scatter: count the payments in up to the hub's first payment out after a payment in, and the payments out from then on (an ordinary payment in after the scatter, or out before the gather, does not undo it); otherwise every payment in must come before every payment out.
 -- param: keep_max DOUBLE = 0.2  The largest share of the money gathered that may stay behind.
 -- param: over_max DOUBLE = 0.1  How much more may leave than was gathered.
 -- step: ly_acct
@@ -89,9 +90,12 @@ SELECT acct, wb FROM (
          a.a_in + coalesce(n.a_in, 0) AS a_in, a.a_out + coalesce(n.a_out, 0) AS a_out,
          greatest(a.last_in, n.last_in) AS last_in, least(a.first_out, n.first_out) AS first_out
   FROM agg a LEFT JOIN agg n ON n.acct = a.acct AND n.b = a.b + 1
-) WHERE n_in >= $gather_min AND n_out >= $layer_min AND last_in <= first_out
+) WHERE n_in >= $gather_min AND n_out >= $layer_min
+    -- With gs_gather_first, gs_hits counts only part of the window's payments: the order and the balance of
+    -- the whole window say nothing about that part, so only the counts (upper bounds) prune.
+    AND ($gs_gather_first OR (last_in <= first_out
     -- a hair of slack: gs_hits tests the balance exactly on its own sums
-    AND (NOT $gs_balance OR (a_out >= (1 - $keep_max) * a_in * (1 - 1e-9) AND a_out <= (1 + $over_max) * a_in * (1 + 1e-9)))
+    AND (NOT $gs_balance OR (a_out >= (1 - $keep_max) * a_in * (1 - 1e-9) AND a_out <= (1 + $over_max) * a_in * (1 + 1e-9)))))
 -- step: gs_tx
 -- The candidate hubs' payments between non-hubs, with their ids.
 SELECT x.txn_id, x.t, x.src_id, x.dst_id, x.amt, x.b
@@ -101,7 +105,8 @@ LEFT JOIN ly_hub s ON s.acct = x.src_id AND s.b = x.b
 LEFT JOIN ly_hub d ON d.acct = x.dst_id AND d.b = x.b
 WHERE s.acct IS NULL AND d.acct IS NULL
 -- step: gs_hits
--- A hub paid by many in a window that then pays many, every payment out after every payment in (gather, then scatter).
+-- A hub paid by many in a window that then pays many, every payment out after every payment in (gather, then scatter),
+-- or, with gs_gather_first, after every payment in that is counted.
 SELECT hub, wb AS b, count(DISTINCT CASE WHEN dir = 'in' THEN cp END) AS n_src,
        count(DISTINCT CASE WHEN dir = 'out' THEN cp END) AS n_dst,
        min(t) AS first_t, max(t) AS last_t,
@@ -110,15 +115,21 @@ SELECT hub, wb AS b, count(DISTINCT CASE WHEN dir = 'in' THEN cp END) AS n_src,
        list(txn_id ORDER BY txn_id) AS txns,
        list(DISTINCT CASE WHEN dir = 'in' THEN cp END) AS srcs,
        list(DISTINCT CASE WHEN dir = 'out' THEN cp END) AS dsts
+-- Each window's payments with its first payment out after a payment in (for gs_gather_first).
 FROM (
-  SELECT x.dst_id AS hub, x.src_id AS cp, 'in' AS dir, x.txn_id, x.t, x.amt, c.wb
-  FROM gs_tx x JOIN (SELECT acct, wb, wb + k AS b FROM gs_cand CROSS JOIN (VALUES (0), (1)) AS ks(k)) c
-    ON c.acct = x.dst_id AND c.b = x.b
-  UNION ALL
-  SELECT x.src_id, x.dst_id, 'out', x.txn_id, x.t, x.amt, c.wb
-  FROM gs_tx x JOIN (SELECT acct, wb, wb + k AS b FROM gs_cand CROSS JOIN (VALUES (0), (1)) AS ks(k)) c
-    ON c.acct = x.src_id AND c.b = x.b
+  SELECT *, min(CASE WHEN dir = 'out' AND t >= first_in THEN t END) OVER (PARTITION BY hub, wb) AS first_out
+  FROM (SELECT r.*, min(CASE WHEN r.dir = 'in' THEN r.t END) OVER (PARTITION BY r.hub, r.wb) AS first_in
+  FROM (
+    SELECT x.dst_id AS hub, x.src_id AS cp, 'in' AS dir, x.txn_id, x.t, x.amt, c.wb
+    FROM gs_tx x JOIN (SELECT acct, wb, wb + k AS b FROM gs_cand CROSS JOIN (VALUES (0), (1)) AS ks(k)) c
+      ON c.acct = x.dst_id AND c.b = x.b
+    UNION ALL
+    SELECT x.src_id, x.dst_id, 'out', x.txn_id, x.t, x.amt, c.wb
+    FROM gs_tx x JOIN (SELECT acct, wb, wb + k AS b FROM gs_cand CROSS JOIN (VALUES (0), (1)) AS ks(k)) c
+      ON c.acct = x.src_id AND c.b = x.b
+  ) r)
 )
+WHERE NOT $gs_gather_first OR (dir = 'in' AND t <= first_out) OR (dir = 'out' AND t >= first_out)
 GROUP BY hub, wb
 HAVING count(DISTINCT CASE WHEN dir = 'in' THEN cp END) >= $gather_min
    AND count(DISTINCT CASE WHEN dir = 'out' THEN cp END) >= $layer_min

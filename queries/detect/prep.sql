@@ -5,7 +5,7 @@
 -- outputs: dt_tx(txn_id, t, src_id, dst_id, amt DOUBLE, cash_out BOOLEAN): lean, since every detector scans it and it must stay in memory (10 M rows ~ 0.6 GB).
 -- param: ctx_from TIMESTAMP = 1970-01-01  Earliest transaction time to read (incremental runs read a window before the new batch).
 -- param: skip_same_holder BOOLEAN = true  Drop transfers between two accounts with the same holder_id (a person moving their own money).
--- param: same_holder_onward BOOLEAN = false  Keep such a transfer when the money only transits the holder: it came from other holders and the receiving account passed it on to other holders (cash-out, or not an innocent kind), all within dwell_hours (a card farm's accounts under one bought identity).
+-- param: same_holder_onward BOOLEAN = true  Keep such a transfer when the money only transits the holder: it came from other holders and the receiving account passed it on to other holders (cash-out, or not an innocent kind), all within dwell_hours (a card farm's accounts under one bought identity).
 -- param: dwell_hours DOUBLE = 48  How long money may stay in an account and still count as passed through.
 -- param: keep_max DOUBLE = 0.2  The largest share of the money in that may stay behind (a mule's commission).
 -- param: innocent_kinds VARCHAR = business,merchant,utility,government,payroll,atm  Account kinds whose payments are income or spending, not money passed on (a cash-out channel still is).

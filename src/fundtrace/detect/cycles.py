@@ -32,12 +32,12 @@ import pyarrow as pa
 
 from fundtrace import queries
 from fundtrace.detect.base import Detection, collect, concat, params_for
-from fundtrace.detect.settings import DetectSettings
+from fundtrace.detect.settings import CYCLE_KINDS, DetectSettings
 from fundtrace.errors import ConfigError
 
 __all__ = ["KINDS", "QUERIES", "TABLES", "bounded_simple_cycles", "canonical", "detect_cycles", "static_cycles"]
 
-KINDS = ("temporal", "static")
+KINDS = CYCLE_KINDS
 QUERIES = ("detect_cycles", "detect_cycles_static", "detect_cycles_static_alerts")  # their steps are scratch
 TABLES = ("cs_found", "cs_found_edges")  # scratch tables made here, besides the queries' steps
 
@@ -190,16 +190,11 @@ def static_cycles(
 
 
 def _kinds(settings: DetectSettings) -> set[str]:
-    """The kinds to run; the cycle settings that DetectSettings.validate does not check, checked."""
-    kinds = set(settings.cycle_kinds)
-    problems = []
-    if not kinds or kinds - set(KINDS):
-        problems.append(("detect.cycle_kinds", f"must name one or both of {', '.join(KINDS)}"))
-    if not 0 <= settings.cycle_min_quiet_share <= 1:
-        problems.append(("detect.cycle_min_quiet_share", "must be between 0 and 1"))
+    """The kinds to run, after checking the cycle settings (the detector also runs without ``detect.run``)."""
+    problems = [(f"detect.{f}", m) for f, m in settings.validate() if f.startswith("cycle_")]
     if problems:
         raise ConfigError(problems)
-    return kinds
+    return set(settings.cycle_kinds)
 
 
 def _run(engine, name: str, settings: DetectSettings, upto: str | None = None) -> str:

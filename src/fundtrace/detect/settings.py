@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+CYCLE_KINDS = ("temporal", "static")  # cycle_kinds: hops in time order; hops in any order
+
 
 @dataclass(frozen=True)
 class DetectSettings:
@@ -17,7 +19,7 @@ class DetectSettings:
 
     memory_limit: str = "1GB"  # DuckDB memory limit while detecting (spills to disk beyond it)
     skip_same_holder: bool = True  # transfers between two accounts of one holder are not evidence, unless:
-    same_holder_onward: bool = False  # ... the money only transits the holder: in from others, out to others (dwell)
+    same_holder_onward: bool = True  # ... the money only transits the holder: in from others, out to others (dwell)
     innocent_kinds: tuple[str, ...] = ("business", "merchant", "utility", "government", "payroll", "atm")
     # corroboration: an alert of these typologies needs an account whose money mostly passes through
     share_min: float = 0.4
@@ -28,6 +30,17 @@ class DetectSettings:
     path_corroborates: tuple[str, ...] = ("chain", "stacked")  # need path_core_min pass-through mules
     path_core_min: int = 2
     corroborate: tuple[str, ...] = ("pass_through", "chain", "stacked", "fan_in", "fan_out", "gather_scatter", "cycle")
+    # account life: alerts of these typologies also need short-lived accounts (few payments over a short
+    # span, money paid out): life_min members other than the hub, or the hub itself
+    life_corroborates: tuple[str, ...] = ()
+    life_min: int = 2
+    life_sinks: tuple[str, ...] = ()  # ...and also a short-lived sink (one that only receives counts)
+    life_members: tuple[str, ...] = ()  # published members other than the hub must be short-lived
+    life_max_txns: int = 10
+    life_max_hours: float = 720.0
+    # fan alerts that give way to a kept scatter-gather / gather-scatter alert around their hub
+    fans_yield: tuple[str, ...] = ()
+    fans_yield_share: float = 0.5  # ...when this share of the fan's counterparties are its members
     # pass-through (FlowScope flow balance)
     dwell_hours: float = 48.0
     keep_max: float = 0.2
@@ -54,6 +67,7 @@ class DetectSettings:
     layer_tolerance: float = 0.2
     gather_min: float = 2.0
     gs_balance: bool = True
+    gs_gather_first: bool = False  # count ins up to the first out after an in, outs from then on
     # cycles
     cycle_kinds: tuple[str, ...] = ("temporal", "static")  # temporal: hops in time order; static: in any order
     cycle_window_hours: float = 72.0  # temporal: after the first payment; static: a bucket and the next
@@ -80,10 +94,14 @@ class DetectSettings:
 
     def validate(self) -> list[tuple[str, str]]:
         problems = []
-        for name in ("dwell_hours", "fan_window_hours", "layer_window_hours", "cycle_window_hours",
+        for name in ("dwell_hours", "life_max_hours", "fan_window_hours", "layer_window_hours", "cycle_window_hours",
                      "structuring_window_hours", "burst_hours", "dormant_days", "active_hours"):  # fmt: skip
             if getattr(self, name) <= 0:
                 problems.append((name, "must be greater than 0"))
+        if self.life_max_txns < 1:
+            problems.append(("life_max_txns", "must be at least 1"))
+        if self.life_min < 0:
+            problems.append(("life_min", "must be at least 0"))
         for name in ("keep_max", "margin", "min_hop_share", "share_min", "share_alone", "sink_share"):
             if not 0 <= getattr(self, name) < 1:
                 problems.append((name, "must be at least 0 and below 1"))
@@ -100,4 +118,8 @@ class DetectSettings:
             problems.append(("memory_limit", "must be a size such as 1GB or 1536MiB"))
         if self.threshold <= 0:
             problems.append(("threshold", "must be greater than 0"))
+        if not self.cycle_kinds or set(self.cycle_kinds) - set(CYCLE_KINDS):
+            problems.append(("cycle_kinds", f"must name one or both of {', '.join(CYCLE_KINDS)}"))
+        if not 0 <= self.cycle_min_quiet_share <= 1:
+            problems.append(("cycle_min_quiet_share", "must be between 0 and 1"))
         return problems
