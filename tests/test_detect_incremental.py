@@ -305,14 +305,14 @@ def test_corroboration_totals_follow_new_batches(tmp_path):
     assert got == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bipartite (queries/detect/bipartite.sql) and cycles (cycle_pass_through_only) take an account as "
-    "pass-through when it has an episode anywhere in pt_hits, not one near the window: a full run sees all "
-    "history, an incremental run only its context window. Fix in the detector: require an episode overlapping "
-    "the window (as fans do).",
-)
 def test_pass_through_accounts_are_judged_near_the_window(tmp_path):
+    """A bipartite layer needs members that pass money through near its window, not anywhere in history.
+
+    Payers that passed money through nine days earlier and now pay the same payees are no layer (a full
+    run, which sees those episodes, would otherwise flag what an incremental run reading only its context
+    window cannot); payers that received the money just before paying it on are one. An account counts in a
+    window when one of its episodes ended at most a dwell window before the window and started before its end.
+    """
     rows = []
     for i in range(3):  # three payers pass money through on day 0, then on day 9 pay the same two payees
         rows += [(f"e{i}a", 100 + i, f"v{i}", f"P{i}", 1000.0), (f"e{i}b", 160 + i, f"P{i}", f"w{i}", 990.0)]
@@ -320,6 +320,10 @@ def test_pass_through_accounts_are_judged_near_the_window(tmp_path):
     t0 = 9 * 1440
     block = [(f"b{i}{q}", t0 + 10 * i + 5 * q, f"P{i}", f"Q{q}", 2000.0) for i in range(3) for q in range(2)]
     block += [(f"o{q}", t0 + 120 + q, f"Q{q}", f"z{q}", 5900.0) for q in range(2)]
+    # ... and three payers that receive the money an hour before paying it on to two other payees
+    block += [(f"u{i}", t0 - 60 + i, f"u{i}", f"N{i}", 4000.0) for i in range(3)]
+    block += [(f"c{i}{q}", t0 + 10 * i + 5 * q, f"N{i}", f"M{q}", 2000.0) for i in range(3) for q in range(2)]
+    block += [(f"p{q}", t0 + 130 + q, f"M{q}", f"y{q}", 5900.0) for q in range(2)]
     with Workspace(tmp_path / "a.duckdb") as ws:
         fill(ws, rows + filler, batch_id=1)
         run(ws, SETTINGS)
@@ -328,6 +332,9 @@ def test_pass_through_accounts_are_judged_near_the_window(tmp_path):
         got = snapshot(ws)
     expected, full = _full_snapshot(tmp_path / "f.duckdb", [rows + filler, block])
     assert full["alerts"].get("bipartite", 0) == 1
+    (bipartite,) = [a[0] for a in expected[0] if a[1] == "bipartite"]
+    named = {(m[2], m[4]) for m in expected[1] if m[0] == bipartite}
+    assert named == {(f"N{i}", "source") for i in range(3)} | {(f"M{q}", "sink") for q in range(2)}
     assert got == expected
 
 

@@ -1,20 +1,38 @@
 -- name: detect_bipartite_candidates
 -- kind: detect
--- description: Candidate edges of bipartite layers: within a window of two layering buckets, payments between pass-through accounts (pt_hits) where the payer pays two or more such payees that are each paid by layer_min or more such payers (trimmed twice); hubs left out. Components and density are checked in Python on these few edges.
+-- description: Candidate edges of bipartite layers: within a window of two layering buckets, payments between accounts that passed money through near that window (pt_hits: an episode that ended at most a dwell window before the window starts and started before it ends), where the payer pays two or more such payees that are each paid by layer_min or more such payers (trimmed twice); hubs left out. Components and density are checked in Python on these few edges.
 -- inputs: dt_tx (detect_prep), pt_hits (detect_pass_through), ly_hub (detect_layering: hub buckets)
 -- outputs: bp_edges(src, dst, wb, n, amt, first_t, last_t, txns)
 -- param: layer_window_hours DOUBLE = 72  Width of a layering bucket; a window is a bucket and the next one.
 -- param: layer_min DOUBLE = 3  Fewest payers paying the same payees.
 -- param: layer_max DOUBLE = 60  An account with more payments than this in a bucket is a hub and left out.
--- step: bp_pairs
-SELECT x.src_id AS src, x.dst_id AS dst, x.b - k AS wb,
-       count(*) AS n, sum(x.amt) AS amt, min(x.t) AS first_t, max(x.t) AS last_t, list(x.txn_id) AS txns
+-- param: dwell_hours DOUBLE = 48  How long before a window a pass-through episode of a member may have ended.
+-- step: bp_tx
+-- Payments between accounts with a pass-through episode, neither end a hub in the payment's bucket, each
+-- listed in both windows it belongs to (window wb is layering buckets wb and wb + 1).
+SELECT x.txn_id, x.t, x.src_id AS src, x.dst_id AS dst, x.amt, x.b - k AS wb
 FROM (SELECT txn_id, t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx
       WHERE src_id IN (SELECT acct FROM pt_hits) AND dst_id IN (SELECT acct FROM pt_hits)) x
 LEFT JOIN ly_hub s ON s.acct = x.src_id AND s.b = x.b
 LEFT JOIN ly_hub d ON d.acct = x.dst_id AND d.b = x.b
 CROSS JOIN (VALUES (0), (1)) AS ks(k)
 WHERE s.acct IS NULL AND d.acct IS NULL
+-- step: bp_pt
+-- The windows in which each account counts as pass-through: one of its episodes ended at most a dwell window
+-- before the window starts and started before the window ends. Episodes near the window, not anywhere in
+-- history, keep incremental runs equal to full ones: a new payment changes only episodes starting at most
+-- two dwell windows before it, and so only windows the family's span (2 windows + 2 dwell windows) reaches.
+SELECT DISTINCT w.acct, w.wb
+FROM (SELECT src AS acct, wb FROM bp_tx UNION SELECT dst, wb FROM bp_tx) w
+JOIN pt_hits p ON p.acct = w.acct
+WHERE p.last_out >= w.wb * CAST($layer_window_hours * 3600e6 AS BIGINT) - CAST($dwell_hours * 3600e6 AS BIGINT)
+  AND p.first_in < (w.wb + 2) * CAST($layer_window_hours * 3600e6 AS BIGINT)
+-- step: bp_pairs
+SELECT x.src, x.dst, x.wb,
+       count(*) AS n, sum(x.amt) AS amt, min(x.t) AS first_t, max(x.t) AS last_t, list(x.txn_id) AS txns
+FROM bp_tx x
+JOIN bp_pt s ON s.acct = x.src AND s.wb = x.wb
+JOIN bp_pt d ON d.acct = x.dst AND d.wb = x.wb
 GROUP BY 1, 2, 3
 -- step: bp_trim1
 SELECT p.* FROM bp_pairs p

@@ -1,8 +1,15 @@
 """Bipartite layers: several payers each paying the same several payees within a window.
 
-SQL keeps only candidate edges between pass-through accounts (payers with two or more payees that
-each have ``layer_min`` or more such payers, trimmed twice, hubs left out); NetworkX then takes each
-window's connected components of that small graph and keeps the dense ones (at least 80 % of payer-payee pairs present).
+SQL keeps only candidate edges between accounts that passed money through near the window (a
+pass-through episode that ended at most a dwell window before the window starts and started before it
+ends), payers with two or more payees that each have ``layer_min`` or more such payers, trimmed twice,
+hubs left out; NetworkX then takes each window's connected components of that small graph and keeps the
+dense ones (at least 80 % of payer-payee pairs present).
+
+Judging members near the window, not by an episode anywhere in history, keeps an incremental run (which
+reads only a context window) equal to a full one: a new payment changes only episodes that started at
+most two dwell windows before it, so only windows within the family's span (two layering windows and two
+dwell windows) can change.
 """
 
 from __future__ import annotations
