@@ -67,7 +67,10 @@ class Family:
     """Detectors run together; ``bucket`` and ``span`` (hours) bound what new payments can change.
 
     ``span`` covers everything an alert reads after its start and before it (pass-through episodes
-    that fans, cycles and bipartite layers consult may begin up to two dwell windows earlier).
+    that fans, cycles and bipartite layers consult may begin up to two dwell windows earlier). The
+    episodes they consult are local: a bipartite window counts those that ended at most a dwell window
+    before it starts and began before it ends; a cycle's payment those that ended at most a dwell window
+    before it and began at most a cycle window after it. Widening those rules needs a wider span.
     ``lookback`` (hours) is how far before its cutoff the family must read payments for the alerts
     at or after the cutoff to come out exact; None: three dwell windows before the earliest cutoff
     of all such families (the pass-through episodes the family builds on, shared by all of them).
