@@ -92,7 +92,7 @@ def collect(engine, table: str) -> Detection:
               FROM (SELECT typology, akey, unnest(members) AS m FROM "{table}")
             ) GROUP BY alert_id, account_id""",
     )
-    _name(engine)
+    name_accounts(engine, "dx_members")
     alerts = engine.to_arrow(
         f"""SELECT {aid} AS alert_id, typology, CAST(least(1.0, greatest(0.0, score)) AS DOUBLE) AS score,
                    CAST(start_ts AS TIMESTAMP) AS start_ts, CAST(end_ts AS TIMESTAMP) AS end_ts,
@@ -118,8 +118,8 @@ def _count(engine, sql: str) -> int:
     return engine.to_arrow(f"SELECT count(*) AS n FROM ({sql})").column(0)[0].as_py()
 
 
-def _name(engine) -> None:
-    """Make sure ``dx_names`` (account_id, bank, account) names every account of ``dx_members``.
+def name_accounts(engine, ids_table: str) -> None:
+    """Make sure ``dx_names`` (account_id, bank, account) names every account_id of table ``ids_table``.
 
     ``dx_names`` is a cache for the whole run (the runner drops ``dx_`` tables at its start and end):
     names come from ``accounts`` first, then, for accounts still unnamed, from one pass over
@@ -134,7 +134,7 @@ def _name(engine) -> None:
             "SELECT CAST(NULL AS UBIGINT) AS account_id, CAST(NULL AS VARCHAR) AS bank, "
             "CAST(NULL AS VARCHAR) AS account WHERE false",
         )
-    missing = "SELECT account_id FROM dx_members EXCEPT SELECT account_id FROM dx_names"
+    missing = f'SELECT account_id FROM "{ids_table}" EXCEPT SELECT account_id FROM dx_names'
     if _count(engine, missing) == 0:
         return
     engine.execute(

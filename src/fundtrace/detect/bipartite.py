@@ -21,9 +21,17 @@ import networkx as nx
 import pyarrow as pa
 
 from fundtrace import queries
-from fundtrace.detect.base import ALERT_SCHEMA, EVIDENCE_SCHEMA, MEMBER_SCHEMA, Detection, alert_id, params_for
+from fundtrace.detect.base import (
+    ALERT_SCHEMA,
+    EVIDENCE_SCHEMA,
+    MEMBER_SCHEMA,
+    Detection,
+    alert_id,
+    name_accounts,
+    params_for,
+)
 from fundtrace.detect.settings import DetectSettings
-from fundtrace.detect.sqlfamilies import _ensure, release, run_query
+from fundtrace.detect.sqlfamilies import _ensure_pass_through, release, run_query
 
 __all__ = ["MIN_DENSITY", "detect_bipartite"]
 
@@ -33,9 +41,7 @@ _EPOCH = datetime(1970, 1, 1)
 
 def detect_bipartite(engine, settings: DetectSettings) -> Detection:
     """Dense payer x payee blocks (bipartite layering) per window; see the module docstring."""
-    _ensure(engine, settings)
-    if not engine.table_exists("pt_hits"):
-        run_query(engine, "detect_pass_through", settings)
+    _ensure_pass_through(engine, settings)
     if not engine.table_exists("ly_hub"):  # the hub buckets, from layering's first two steps
         layering = queries.get("detect_layering")
         engine.run_steps(layering.steps[:2], layering.bind(params_for(layering, settings)))
@@ -87,13 +93,12 @@ def detect_bipartite(engine, settings: DetectSettings) -> Detection:
 
 
 def _names(engine, ids: set[int]) -> dict[int, tuple[str, str]]:
+    """(bank, account) per account id, through the run's name cache (``base.name_accounts``)."""
     if not ids:
         return {}
     engine.register("bp_ids", pa.table({"account_id": pa.array(sorted(ids), pa.uint64())}))
+    name_accounts(engine, "bp_ids")
     rows = engine.to_arrow(
-        "SELECT src_id AS id, min(src_bank) AS bank, min(src_account) AS account FROM transactions "
-        "WHERE src_id IN (SELECT account_id FROM bp_ids) GROUP BY 1 "
-        "UNION ALL SELECT dst_id, min(dst_bank), min(dst_account) FROM transactions "
-        "WHERE dst_id IN (SELECT account_id FROM bp_ids) GROUP BY 1"
+        "SELECT account_id, bank, account FROM dx_names WHERE account_id IN (SELECT account_id FROM bp_ids)"
     ).to_pylist()
-    return {r["id"]: (r["bank"], r["account"]) for r in rows}
+    return {r["account_id"]: (r["bank"], r["account"]) for r in rows}

@@ -32,12 +32,11 @@ import pyarrow as pa
 
 from fundtrace import queries
 from fundtrace.detect.base import Detection, collect, concat, params_for
-from fundtrace.detect.settings import CYCLE_KINDS, DetectSettings
+from fundtrace.detect.settings import DetectSettings
 from fundtrace.errors import ConfigError
 
-__all__ = ["KINDS", "QUERIES", "TABLES", "bounded_simple_cycles", "canonical", "detect_cycles", "static_cycles"]
+__all__ = ["QUERIES", "TABLES", "bounded_simple_cycles", "canonical", "detect_cycles", "static_cycles"]
 
-KINDS = CYCLE_KINDS
 QUERIES = ("detect_cycles", "detect_cycles_static", "detect_cycles_static_alerts")  # their steps are scratch
 TABLES = ("cs_found", "cs_found_edges")  # scratch tables made here, besides the queries' steps
 
