@@ -66,13 +66,17 @@ _SCRATCH = ("dt_", "pt_", "ch_", "fan_", "ly_", "sg_", "gs_", "bp_", "cy_", "st_
 
 @dataclass(frozen=True)
 class Family:
-    """Detectors run together; ``bucket`` and ``span`` (hours) bound what new payments can change.
+    """Detectors run together; ``bucket``, ``span`` and ``ep_span`` (hours) bound what new payments can change.
 
-    ``span`` covers everything an alert reads after its start and before it (pass-through episodes
-    that fans, cycles and bipartite layers consult may begin up to two dwell windows earlier). The
-    episodes they consult are local: a bipartite window counts those that ended at most a dwell window
-    before it starts and began before it ends; a cycle's payment those that ended at most a dwell window
-    before it and began at most a cycle window after it. Widening those rules needs a wider span.
+    Alerts are anchored at the bucket of their first payment; an alert of a window of two buckets
+    (fans, bipartite, cycles, structuring) reads payments of those two buckets, a scatter-gather path
+    one bucket further. ``span``: an alert starting at or after ``since - span`` floored to the bucket
+    covers every alert that reads a payment from ``since`` on. ``ep_span``, for the families that
+    consult pass-through episodes, does the same for the episodes that changed (added, removed or
+    different, from the earliest one's start): a fan counts those overlapping it, a bipartite window
+    those that ended at most a dwell window before it starts and began before it ends, a cycle's payment
+    those that ended at most a dwell window before it and began at most a cycle window after it.
+    Widening those rules needs a wider ``ep_span``.
     ``lookback`` (hours) is how far before its cutoff the family must read payments for the alerts
     at or after the cutoff to come out exact (the episodes they build on are complete: every stored
     episode and the recomputed ones, see :func:`_detect`).
@@ -88,6 +92,7 @@ class Family:
     bucket: Callable[[DetectSettings], float] | None  # None: not windowed (rings)
     span: Callable[[DetectSettings], float] | None = None
     lookback: Callable[[DetectSettings], float] = lambda s: 0.0
+    ep_span: Callable[[DetectSettings], float] | None = None
     key_role: str | None = None
     by_hops: bool = False
 
@@ -110,15 +115,15 @@ FAMILIES = (
     Family("chain", ("chain", "stacked"), detect_chains, lambda s: s.dwell_hours,
            lambda s: (s.max_hops + 1) * s.dwell_hours, by_hops=True),
     Family("fans", ("fan_in", "fan_out"), detect_fans, lambda s: s.fan_window_hours,
-           lambda s: 2 * s.fan_window_hours + 2 * s.dwell_hours, key_role="hub"),
+           lambda s: s.fan_window_hours, ep_span=lambda s: s.fan_window_hours, key_role="hub"),
     Family("layering", ("scatter_gather", "gather_scatter"), detect_layering, lambda s: s.layer_window_hours,
-           lambda s: 3 * s.layer_window_hours),
+           lambda s: 2 * s.layer_window_hours),
     Family("bipartite", ("bipartite",), _bipartite, lambda s: s.layer_window_hours,
-           lambda s: 2 * s.layer_window_hours + 2 * s.dwell_hours),
+           lambda s: s.layer_window_hours, ep_span=lambda s: s.layer_window_hours),
     Family("cycle", ("cycle",), detect_cycles, lambda s: s.cycle_window_hours,
-           lambda s: 2 * s.cycle_window_hours + 2 * s.dwell_hours),
+           lambda s: s.cycle_window_hours, ep_span=lambda s: 2 * s.cycle_window_hours),
     Family("structuring", ("structuring",), detect_structuring, lambda s: s.structuring_window_hours,
-           lambda s: 2 * s.structuring_window_hours, key_role="hub"),
+           lambda s: s.structuring_window_hours, key_role="hub"),
     Family("new_account_burst", ("new_account_burst",), detect_new_account_burst, lambda s: 1.0,
            lambda s: s.burst_hours + 1, lambda s: s.burst_hours, key_role="hub"),
     Family("dormant_active", ("dormant_active",), detect_dormant_active, lambda s: 24.0,
@@ -149,10 +154,13 @@ def _floor(ts: datetime, hours: float) -> datetime:
 
 
 def _drop_scratch(con, keep: tuple[str, ...] = ()) -> None:
-    rows = con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
-    for (name,) in rows:
+    rows = con.execute(
+        "SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE temporary "
+        "UNION ALL SELECT view_name, 'VIEW' FROM duckdb_views() WHERE temporary"
+    ).fetchall()
+    for name, kind in rows:
         if name.startswith(_SCRATCH) and not (keep and name.startswith(keep)):
-            con.execute(f'DROP TABLE IF EXISTS temp."{name}"').fetchall()
+            con.execute(f'DROP {kind} IF EXISTS temp."{name}"').fetchall()
 
 
 def _settings_key(settings: DetectSettings, ring_settings=None) -> str:
@@ -416,11 +424,21 @@ def _pt_cutoff(settings: DetectSettings, since: datetime) -> datetime:
 def _detect_incremental(engine, settings: DetectSettings, plan: _Plan, windowed, run_family, step, clock) -> None:
     """The windowed families of an incremental run (see :func:`_detect`)."""
     con = engine.con
-    cutoffs, ctxs = {}, {}
-    for fam in windowed:
-        cutoffs[fam.name] = _floor(plan.since - timedelta(hours=fam.span(settings)), fam.bucket(settings))
-        ctxs[fam.name] = _floor(cutoffs[fam.name] - timedelta(hours=fam.lookback(settings)), settings.dwell_hours)
     pt_cutoff = _pt_cutoff(settings, plan.since)
+
+    def cutoffs_for(ep_since: datetime | None) -> tuple[dict, dict]:
+        cutoffs, ctxs = {}, {}
+        for fam in windowed:
+            start = plan.since - timedelta(hours=fam.span(settings))
+            if fam.ep_span is not None and ep_since is not None:
+                start = min(start, ep_since - timedelta(hours=fam.ep_span(settings)))
+            cutoffs[fam.name] = _floor(start, fam.bucket(settings))
+            ctxs[fam.name] = _floor(cutoffs[fam.name] - timedelta(hours=fam.lookback(settings)), settings.dwell_hours)
+        cutoffs["pass_through"] = ctxs["pass_through"] = pt_cutoff
+        return cutoffs, ctxs
+
+    # Before the episodes are known: every changed one starts at or after the pass-through cutoff.
+    cutoffs, ctxs = cutoffs_for(pt_cutoff)
     by_account = [f for f in windowed if f.key_role or f.by_hops]
     by_window = [f for f in windowed if not (f.key_role or f.by_hops)]
     account_ctx = min([pt_cutoff] + [ctxs[f.name] for f in by_account if f.key_role])
@@ -439,16 +457,18 @@ def _detect_incremental(engine, settings: DetectSettings, plan: _Plan, windowed,
             con.execute("DROP TABLE temp.dt_all").fetchall()
 
     def use(source: str, ctx: datetime) -> None:
+        """``dt_tx``: a view of ``source`` from ``ctx`` on (a copy per family cost more than the filter)."""
         with clock.part("narrow"):
             _drop_scratch(con, keep=("dt_all", "dt_touched", "pt_", "dx_"))  # nothing derived from another window
-            engine.materialise("dt_tx", f"SELECT * FROM {source} WHERE t >= epoch_us($c)", {"c": ctx})
+            since_us = (ctx - datetime(1970, 1, 1)) // timedelta(microseconds=1)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW dt_tx AS SELECT * FROM {source} WHERE t >= {int(since_us)}")
             engine.ctx_from = ctx
 
     # Pass-through episodes of the touched accounts, from the pass-through cutoff, out of their own payments.
     use("dt_touched", pt_cutoff)
     pass_through = [f for f in windowed if f.name == "pass_through"]
     if pass_through:
-        run_family(pass_through[0], cutoffs["pass_through"], "mule")
+        run_family(pass_through[0], pt_cutoff, "mule")
     with clock.part("pass_through"):
         _ensure_pass_through(engine, settings)  # when pass_through itself is not wanted
         # payments of other accounts to or from touched ones made partial episodes of those accounts: dropped
@@ -462,6 +482,7 @@ def _detect_incremental(engine, settings: DetectSettings, plan: _Plan, windowed,
     if chain:  # new hops from the new episodes and the touched accounts' payments
         run_family(chain[0], from_b=_bucket(pt_cutoff, settings.dwell_hours))
     with clock.part("pass_through"):
+        cutoffs, ctxs = cutoffs_for(_changed_episodes(engine, settings, pt_cutoff))
         _complete_episodes(engine, settings, ctxs, pt_cutoff)
     for fam in [f for f in by_account if f.key_role and f.name != "pass_through"]:
         use("dt_touched", ctxs[fam.name])
@@ -469,8 +490,26 @@ def _detect_incremental(engine, settings: DetectSettings, plan: _Plan, windowed,
     for fam in by_window:
         use("dt_all", ctxs[fam.name])
         run_family(fam, cutoffs[fam.name])
+    con.execute("DROP VIEW IF EXISTS temp.dt_tx").fetchall()
     for name in ("dt_all", "dt_touched"):
         con.execute(f"DROP TABLE IF EXISTS temp.{name}").fetchall()
+
+
+def _changed_episodes(engine, settings: DetectSettings, pt_cutoff: datetime) -> datetime | None:
+    """The start of the earliest episode that was added, removed or changed what the families consult
+    (account, bucket, first payment in, last payment out); None when none did."""
+    cols = "acct, b, first_in, last_out"
+    old = f"SELECT {cols} FROM detect_pt_hits WHERE b >= $cb AND acct IN (SELECT account_id FROM dx_touched)"
+    first = (
+        engine.to_arrow(
+            f"SELECT min(first_in) AS t FROM ((SELECT {cols} FROM dx_pt_new EXCEPT {old}) "
+            f"UNION ALL ({old} EXCEPT SELECT {cols} FROM dx_pt_new))",
+            {"cb": _bucket(pt_cutoff, settings.dwell_hours)},
+        )
+        .column(0)[0]
+        .as_py()
+    )
+    return None if first is None else datetime(1970, 1, 1) + timedelta(microseconds=first)
 
 
 def _complete_episodes(engine, settings: DetectSettings, ctxs: dict, pt_cutoff: datetime) -> None:
