@@ -487,8 +487,12 @@ def _detect_incremental(engine, settings: DetectSettings, plan: _Plan, windowed,
     for fam in [f for f in by_account if f.key_role and f.name != "pass_through"]:
         use("dt_touched", ctxs[fam.name])
         run_family(fam, cutoffs[fam.name], fam.key_role)
+    shared = {"layering", "bipartite"} <= {f.name for f in by_window}
+    if shared:  # bipartite builds on layering's hub buckets (ly_hub, ly_acct): one window, read once, for both
+        ctxs["layering"] = ctxs["bipartite"] = min(ctxs["layering"], ctxs["bipartite"])
     for fam in by_window:
-        use("dt_all", ctxs[fam.name])
+        if not (shared and fam.name == "bipartite"):
+            use("dt_all", ctxs[fam.name])
         run_family(fam, cutoffs[fam.name])
     con.execute("DROP VIEW IF EXISTS temp.dt_tx").fetchall()
     for name in ("dt_all", "dt_touched"):
@@ -685,7 +689,7 @@ def _store(ws, engine, settings: DetectSettings, plan: _Plan, results: list[_Res
         with clock.part("store_totals"):
             _update_in_totals(con, plan.max_batch, plan.mode == "full")
         with clock.part("publish"):
-            _publish(con, engine, settings)
+            _publish(con, engine, settings, plan.mode == "full")
     for name in ("dx_new_alerts", "dx_new_members", "dx_new_evidence"):
         ws.con.unregister(name)
 
@@ -746,15 +750,54 @@ def _store_state(con, engine, settings: DetectSettings, plan: _Plan, chain_ran: 
     con.execute("INSERT OR REPLACE INTO detect_state VALUES ('format', $v)", {"v": _STATE})
 
 
-def _publish(con, engine, settings: DetectSettings) -> None:
-    """Rebuild ``alerts``, ``alert_members``, ``alert_evidence`` from the raw alerts that are corroborated."""
+def _publish(con, engine, settings: DetectSettings, full: bool) -> None:
+    """Bring ``alerts``, ``alert_members``, ``alert_evidence`` to the raw alerts that are corroborated.
+
+    A full run rewrites them. An incremental run writes only the difference: alerts no longer kept or
+    whose raw alert was replaced (``dx_gone``, ``dx_new_alerts``) go with their evidence, kept ones not
+    published yet come in with theirs, and members are matched row by row (corroboration can change
+    an unchanged alert's listed members when an account's history changed).
+    """
     q = queries.get("detect_corroborate")
     engine.run_steps(q.steps, q.bind(params_for(q, settings)))
-    con.execute("DELETE FROM alert_members")
-    con.execute("DELETE FROM alert_evidence")
-    con.execute("DELETE FROM alerts")
-    con.execute("INSERT INTO alerts SELECT * FROM detect_raw_alerts WHERE alert_id IN (SELECT alert_id FROM dc_keep)")
-    con.execute("INSERT INTO alert_members SELECT * FROM dc_members")
+    if full:
+        con.execute("DELETE FROM alert_members")
+        con.execute("DELETE FROM alert_evidence")
+        con.execute("DELETE FROM alerts")
+        con.execute(
+            "INSERT INTO alerts SELECT * FROM detect_raw_alerts WHERE alert_id IN (SELECT alert_id FROM dc_keep)"
+        )
+        con.execute("INSERT INTO alert_members SELECT * FROM dc_members")
+        con.execute(
+            "INSERT INTO alert_evidence SELECT * FROM detect_raw_evidence "
+            "WHERE alert_id IN (SELECT alert_id FROM dc_keep)"
+        )
+        return
+    replaced = "SELECT alert_id FROM dx_new_alerts"
+    if engine.table_exists("dx_gone"):
+        replaced += " UNION SELECT alert_id FROM dx_gone"
     con.execute(
-        "INSERT INTO alert_evidence SELECT * FROM detect_raw_evidence WHERE alert_id IN (SELECT alert_id FROM dc_keep)"
+        "CREATE OR REPLACE TEMP TABLE dx_unpublish AS SELECT alert_id FROM alerts "
+        f"WHERE alert_id NOT IN (SELECT alert_id FROM dc_keep) OR alert_id IN ({replaced})"
     )
+    con.execute("DELETE FROM alert_evidence WHERE alert_id IN (SELECT alert_id FROM dx_unpublish)")
+    con.execute("DELETE FROM alerts WHERE alert_id IN (SELECT alert_id FROM dx_unpublish)")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE dx_publish AS SELECT alert_id FROM dc_keep "
+        "WHERE alert_id NOT IN (SELECT alert_id FROM alerts)"
+    )
+    con.execute(
+        "INSERT INTO alerts SELECT * FROM detect_raw_alerts WHERE alert_id IN (SELECT alert_id FROM dx_publish)"
+    )
+    con.execute(
+        "INSERT INTO alert_evidence SELECT * FROM detect_raw_evidence "
+        "WHERE alert_id IN (SELECT alert_id FROM dx_publish)"
+    )
+    con.execute(
+        """DELETE FROM alert_members WHERE rowid IN (
+             SELECT m.rowid FROM alert_members m
+             LEFT JOIN dc_members d ON d.alert_id = m.alert_id AND d.account_id = m.account_id AND d.role = m.role
+               AND d.bank = m.bank AND d.account = m.account AND d.level IS NOT DISTINCT FROM m.level
+             WHERE d.alert_id IS NULL)"""
+    )
+    con.execute("INSERT INTO alert_members SELECT * FROM dc_members EXCEPT SELECT * FROM alert_members")
