@@ -7,17 +7,28 @@ file under ``queries/detect/`` run through the engine; Python only handles the f
 evidence payment (``start_ts``) and an alert depends only on payments in a bounded span after that,
 bucketed on fixed boundaries. After new transaction batches, payments from ``since`` (the earliest
 new payment time) on can only change alerts starting at or after ``since - span`` (floored to the
-detector's bucket, the family's *cutoff*), so only those are deleted and recomputed, each family
-reading payments from its own cutoff less its ``lookback``. Families whose alert is about one
-account and depends only on that account's own payments (``key_role``: fans, structuring,
-new-account burst, dormant then active) go further: they read only the payments of the accounts the
-new batches touched and replace only those accounts' alerts. Card-farm rings depend on links and
-accounts (the structure) and on their members' payments (times, amounts, evidence): they are
+detector's bucket, the family's *cutoff*; for families that consult pass-through episodes also
+``ep_since - ep_span``, from the earliest episode that changed), so only those are deleted and
+recomputed, each family reading payments from its own cutoff less its ``lookback``.
+
+Pass-through episodes are per account: the workspace keeps all of them (``detect_pt_hits``) and an
+incremental run recomputes only those of the accounts new payments touched (``dx_touched``: their
+ends, and the other accounts of their holders, since a holder's own transfer counts by the payments
+of both its ends), from the pass-through cutoff on; with the stored ones they make the complete
+``pt_hits`` every later family reads. Chains are keyed by their root payment: the hops are stored
+(``detect_chain_hops``), those of the touched accounts recomputed, and only the roots whose walk
+reaches a hop that was added or removed are walked again (``queries/detect/chain_dirty.sql``).
+Families whose alert is about one account and depends only on that account's own payments
+(``key_role``: pass-through, fans, structuring, new-account burst, dormant then active) read only the
+payments of the touched accounts and replace only those accounts' alerts. Card-farm rings depend on
+links and accounts (the structure) and on their members' payments (times, amounts, evidence): they are
 recomputed when a links batch arrived or a new payment touches a stored ring's member, and kept
-otherwise. Corroboration needs every account's incoming money over its whole history; that total
-is a stored per-account aggregate (``detect_in_totals``) brought up to date from the new batches.
-The stored result equals a full rerun (``tests/test_detect_incremental.py`` checks it). A new
-accounts batch, a new payment earlier than all stored ones, or changed settings force a full run.
+otherwise. Corroboration needs every account's incoming money over its whole history; that total is a
+stored per-account aggregate (``detect_in_totals``) brought up to date from the new batches; the
+published alerts are updated by difference. The stored result equals a full rerun
+(``tests/test_detect_incremental.py``, ``tests/test_detect_incremental_state.py`` check it). A new
+accounts batch, a new payment earlier than all stored ones, changed settings or a workspace without
+the stored state (``detect_state``) force a full run.
 """
 
 from __future__ import annotations
