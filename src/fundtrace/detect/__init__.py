@@ -354,6 +354,28 @@ def _touched(engine, plan: _Plan, settings: DetectSettings) -> None:
         )
 
 
+def _known_names(engine, plan: _Plan) -> None:
+    """Start the run's name cache (``dx_names``, see ``base.name_accounts``) with every stored name and the
+    names in the new payments: members are then named without a pass over every payment (~2.5 s at 10 M).
+    A member named nowhere there (an account first seen in an older batch but never named) still gets one."""
+    if plan.since is None:
+        where, params = "false", {}
+    elif plan.prev_batch is not None:
+        where, params = "batch_id > $b", {"b": plan.prev_batch}
+    else:
+        where, params = "ts >= $s", {"s": plan.since}
+    engine.materialise(
+        "dx_names",
+        f"""SELECT account_id, bank, account FROM detect_names
+            UNION ALL
+            SELECT account_id, any_value(bank), any_value(account) FROM (
+              SELECT src_id AS account_id, src_bank AS bank, src_account AS account FROM transactions WHERE {where}
+              UNION ALL SELECT dst_id, dst_bank, dst_account FROM transactions WHERE {where}
+            ) WHERE account_id NOT IN (SELECT account_id FROM detect_names) GROUP BY account_id""",
+        params,
+    )
+
+
 def _detect(ws, engine, settings: DetectSettings, plan: _Plan, wanted, ring_settings, step, clock) -> list[_Result]:
     """Run the families the plan needs; return what each recomputed.
 
@@ -377,6 +399,9 @@ def _detect(ws, engine, settings: DetectSettings, plan: _Plan, wanted, ring_sett
     touched = incremental and plan.since is not None
     if touched:
         _touched(engine, plan, settings)
+    if incremental:
+        with clock.part("names"):
+            _known_names(engine, plan)
     if incremental and not plan.links and any(f.bucket is None for f in families):
         # Rings change with links (recomputed whole) or with their members' payments (times, evidence).
         hit = _one(
@@ -744,7 +769,7 @@ def _store_alerts(con, results: list[_Result], wanted: list[str]) -> None:
 
 def _store_state(con, engine, settings: DetectSettings, plan: _Plan, chain_ran: bool) -> None:
     """Every pass-through episode and chain hop: all replaced by a full run, those of the touched accounts
-    from the pass-through cutoff on by an incremental one; then the state's format."""
+    from the pass-through cutoff on by an incremental one; the names learnt; then the state's format."""
     full = plan.mode == "full"
     scope = "b >= $cb AND acct IN (SELECT account_id FROM dx_touched)"
     cb = {"cb": _bucket(_pt_cutoff(settings, plan.since), settings.dwell_hours)} if plan.since else {}
@@ -758,6 +783,11 @@ def _store_state(con, engine, settings: DetectSettings, plan: _Plan, chain_ran: 
     elif chain_ran:
         con.execute(f"DELETE FROM detect_chain_hops WHERE {scope}", cb)
         con.execute("INSERT INTO detect_chain_hops BY NAME SELECT * FROM dx_chain_new")
+    if engine.table_exists("dx_names"):  # names never change (an id is a hash of them): only new ones are added
+        con.execute(
+            "INSERT INTO detect_names SELECT account_id, bank, account FROM dx_names "
+            "WHERE account_id NOT IN (SELECT account_id FROM detect_names)"
+        )
     con.execute("INSERT OR REPLACE INTO detect_state VALUES ('format', $v)", {"v": _STATE})
 
 

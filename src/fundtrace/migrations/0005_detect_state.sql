@@ -5,6 +5,9 @@
 -- detect_pt_episodes: now a view of it (corroboration reads each account's episodes over its whole history).
 -- detect_chain_hops: every hop of queries/detect/chain.sql (ch_hops) with the two payments it joins, so that
 --   only chains whose walk reaches a changed hop are walked again.
+-- detect_names: the bank and account name of every account id the detectors have named so far (an id is a hash
+--   of the two, so a name never changes): an incremental run names its alerts' members from it and from the new
+--   batch instead of a pass over every payment.
 -- detect_state: what the stored state holds (its format); a workspace without it gets a full run first.
 -- The runner recreates detect_pt_hits and detect_chain_hops from their queries' columns at each full run.
 
@@ -41,6 +44,12 @@ CREATE TABLE detect_chain_hops (
     out_dst  UBIGINT,
     out_amt  DOUBLE,
     out_cash BOOLEAN
+);
+
+CREATE TABLE detect_names (  -- no key: one row per id by construction, and an index costs more than it saves
+    account_id UBIGINT,
+    bank       VARCHAR,
+    account    VARCHAR
 );
 
 CREATE TABLE detect_state (
