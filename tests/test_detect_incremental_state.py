@@ -8,7 +8,9 @@ run over the same batches, and that the shortcut was taken.
 
 from __future__ import annotations
 
-from fundtrace.detect import run
+import dataclasses
+
+from fundtrace.detect import _can_wake, run
 from fundtrace.workspace import Workspace
 from test_detect_helpers import fill, snapshot
 from test_detect_incremental import SETTINGS
@@ -151,3 +153,24 @@ def test_a_holders_other_account_counts_as_touched(tmp_path):
     with Workspace(tmp_path / "f.duckdb") as ws:
         h1 = _key(ws, "h1")
     assert any(h[0] == h1 for h in expected[4])
+
+
+def test_dormant_accounts_need_payments_spanning_the_dormancy(tmp_path):
+    """With less history than dormant_days no account can wake up: the incremental run skips the detector's
+    scan of earlier payments and stores what a full run stores; with enough history the detector runs."""
+    first = [("c0", 0, "v", "m1", 5000.0), ("c1", 30, "m1", "m2", 4900.0)] + _NOISE
+    later = [(f"q{j}", 4000 + 20 * j, "q", f"p{j}", 900.0) for j in range(5)]
+    long_quiet = dataclasses.replace(SETTINGS, dormant_days=30)
+    with Workspace(tmp_path / "a.duckdb") as ws:
+        fill(ws, first, batch_id=1)
+        run(ws, long_quiet)
+        fill(ws, later, batch_id=2)
+        assert not _can_wake(ws.con, long_quiet) and _can_wake(ws.con, SETTINGS)
+        r = run(ws, long_quiet)
+        assert r["mode"] == "incremental" and r["recomputed"]["dormant_active"] == 0
+        got = snapshot(ws)
+    with Workspace(tmp_path / "f.duckdb") as ws:
+        fill(ws, first, batch_id=1)
+        fill(ws, later, batch_id=2)
+        run(ws, long_quiet, full=True)
+        assert snapshot(ws) == got

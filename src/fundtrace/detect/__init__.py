@@ -417,10 +417,12 @@ def _detect(ws, engine, settings: DetectSettings, plan: _Plan, wanted, ring_sett
     rings = [f for f in families if f.bucket is None]
     out: list[_Result] = []
 
-    def run_family(fam, cutoff=None, key_role=None, from_b=None) -> None:
+    def run_family(fam, cutoff=None, key_role=None, from_b=None, nothing=False) -> None:
         step(fam.name)
         with clock.part(fam.name):
-            if fam.name == "card_farm_ring":
+            if nothing:  # the family cannot find anything: its stored alerts in scope (none) are replaced by none
+                det = Detection.empty()
+            elif fam.name == "card_farm_ring":
                 try:
                     det = _rings(engine, settings, ring_settings)
                 except ImportError:
@@ -449,6 +451,18 @@ def _detect(ws, engine, settings: DetectSettings, plan: _Plan, wanted, ring_sett
     for fam in rings:
         run_family(fam)
     return out
+
+
+def _can_wake(con, settings: DetectSettings) -> bool:
+    """Whether an account can be dormant then active at all: only when the payments span ``dormant_days``.
+
+    ``queries/detect/dormant_active.sql`` measures the silence from an account's last earlier payment or
+    from its opening while the workspace was watching (at or after the first payment), both within the
+    payments' span. When it is shorter the detector finds nothing, and an incremental run skips its scan
+    of every earlier payment.
+    """
+    span = _one(con, "SELECT epoch_us(max(ts)) - epoch_us(min(ts)) FROM transactions")
+    return span is not None and span >= settings.dormant_days * 86400e6
 
 
 def _pt_cutoff(settings: DetectSettings, since: datetime) -> datetime:
@@ -521,6 +535,9 @@ def _detect_incremental(engine, settings: DetectSettings, plan: _Plan, windowed,
         cutoffs, ctxs = cutoffs_for(_changed_episodes(engine, settings, pt_cutoff))
         _complete_episodes(engine, settings, ctxs, pt_cutoff)
     for fam in [f for f in by_account if f.key_role and f.name != "pass_through"]:
+        if fam.name == "dormant_active" and not _can_wake(con, settings):
+            run_family(fam, cutoffs[fam.name], fam.key_role, nothing=True)
+            continue
         use("dt_touched", ctxs[fam.name])
         run_family(fam, cutoffs[fam.name], fam.key_role)
     shared = {"layering", "bipartite"} <= {f.name for f in by_window}
