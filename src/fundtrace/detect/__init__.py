@@ -540,9 +540,9 @@ def _detect_incremental(engine, settings: DetectSettings, plan: _Plan, windowed,
             continue
         use("dt_touched", ctxs[fam.name])
         run_family(fam, cutoffs[fam.name], fam.key_role)
-    shared = {"layering", "bipartite"} <= {f.name for f in by_window}
-    if shared:  # bipartite builds on layering's hub buckets (ly_hub, ly_acct): one window, read once, for both
-        ctxs["layering"] = ctxs["bipartite"] = min(ctxs["layering"], ctxs["bipartite"])
+    # Bipartite builds on layering's hub buckets (ly_hub, ly_acct): with the same context it reuses them (a wider
+    # context for layering, its largest cost, would cost more than computing them again).
+    shared = {"layering", "bipartite"} <= {f.name for f in by_window} and ctxs["layering"] == ctxs["bipartite"]
     for fam in by_window:
         if not (shared and fam.name == "bipartite"):
             use("dt_all", ctxs[fam.name])
