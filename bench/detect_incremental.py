@@ -9,7 +9,9 @@ by ``python bench/detect.py --sizes N --keep DIR``). For each size, each phase i
   and evidence equal what the incremental run stored.
 
 Each phase prints wall and CPU seconds (process and children), peak memory, and the runner's own
-per-part seconds (prepare, each family, store, publish).
+per-part wall/CPU seconds (prepare, narrow, each family, store_alerts, store_state, store_totals,
+publish). "equal" compares the published alerts, members and evidence; the stored raw alerts, pass-through
+episodes and chain hops are compared too, as order-free checksums.
 
     flock /tmp/fundtrace-bench.lock python bench/detect_incremental.py --dir DIR [--sizes 1000000 10000000]
 """
@@ -31,9 +33,25 @@ from fundtrace.detect import run
 from fundtrace.ingest import load_paths
 from fundtrace.workspace import Workspace
 
+def state(con):
+    # the stored raw alerts, episodes and hops, as order-free checksums (count, sum of row hashes)
+    tables = {
+        "detect_raw_alerts": "alert_id, typology, round(score, 9), start_ts, end_ts, amount, n_accounts, n_txns",
+        "detect_raw_members": "*",
+        "detect_raw_evidence": "*",
+        "detect_pt_hits": "acct, b, n_in, n_out, round(in_amt, 4), round(out_amt, 4), first_in, last_in, last_out",
+        "detect_chain_hops": "*",
+    }
+    out = {}
+    for table, cols in tables.items():
+        sql = f"SELECT count(*), sum(CAST(hash(r) AS HUGEINT)) FROM (SELECT {cols} FROM {table}) r"
+        out[table] = [int(v or 0) for v in con.execute(sql).fetchall()[0]]
+    return out
+
 def snapshot(ws):
     con = ws.con
     return (
+        state(con),
         con.execute("SELECT alert_id, typology, round(score, 9), start_ts, end_ts, amount, n_accounts, n_txns, summary "
                     "FROM alerts ORDER BY alert_id").fetchall(),
         con.execute("SELECT * FROM alert_members ORDER BY alert_id, account_id").fetchall(),
@@ -55,12 +73,15 @@ with Workspace(db) as ws:
     if phase == "full":
         after = snapshot(ws)
         out["equal"] = before == after
-        out["alerts_equal"] = before[0] == after[0]
-        out["n"] = [len(x) for x in after]
-        out["diff_alerts"] = len(set(before[0]) ^ set(after[0]))
+        out["alerts_equal"] = before[1] == after[1]
+        out["state_equal"] = before[0] == after[0]
+        out["state_diff"] = [k for k in after[0] if before[0][k] != after[0][k]]
+        out["n"] = [len(x) for x in after[1:]]
+        out["diff_alerts"] = len(set(before[1]) ^ set(after[1]))
 ch = resource.getrusage(resource.RUSAGE_CHILDREN)
 out.update(mode=r["mode"], wall=wall, cpu=cpu, peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           recomputed=sum(r["recomputed"].values()), stored=sum(r["alerts"].values()), timings=r.get("timings", {}))
+           recomputed=sum(r["recomputed"].values()), stored=sum(r["alerts"].values()), timings=r.get("timings", {}),
+           cpu_parts=r.get("cpu", {}))
 print(json.dumps(out))
 """
 
@@ -70,11 +91,19 @@ def phase(name: str, db: Path, path: Path) -> dict:
     if out.returncode != 0:
         sys.exit(f"{name} on {db.name} failed:\n{out.stderr[-3000:]}")
     res = json.loads(out.stdout.strip().splitlines()[-1])
-    parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(res["timings"].items(), key=lambda kv: -kv[1]))
-    extra = f", equal to the incremental result: {res['equal']} {res.get('n')}" if name == "full" else ""
+    cpu = res.get("cpu_parts", {})
+    parts = ", ".join(
+        f"{k} {v:.2f}/{cpu.get(k, 0):.2f}" for k, v in sorted(res["timings"].items(), key=lambda kv: -kv[1])
+    )
+    extra = ""
+    if name == "full":
+        extra = (
+            f", equal to the incremental result: {res['equal']} {res.get('n')}"
+            f" (stored raw alerts, episodes, hops: {res['state_equal']} {res['state_diff']})"
+        )
     print(
         f"  {name}: {res['mode']}, wall {res['wall']:.2f}s, cpu {res['cpu']:.2f}s, peak {res['peak_mib']:.0f} MiB, "
-        f"{res['recomputed']:,} alerts recomputed{extra}\n    parts: {parts}",
+        f"{res['recomputed']:,} alerts recomputed{extra}\n    parts (wall/cpu s): {parts}",
         flush=True,
     )
     return res
@@ -104,7 +133,7 @@ def main() -> None:
     for n, i, f in rows:
         print(
             f"| {n:,} | {i['wall']:.2f} | {i['cpu']:.2f} | {f['wall']:.2f} | {f['cpu']:.2f} | "
-            f"{i['wall'] / f['wall']:.1%} | {i['cpu'] / f['cpu']:.1%} | {f['equal']} |"
+            f"{i['wall'] / f['wall']:.1%} | {i['cpu'] / f['cpu']:.1%} | {f['equal'] and f['state_equal']} |"
         )
 
 

@@ -2,37 +2,54 @@
 -- kind: detect
 -- description: Chains and stacked layers: time-respecting multi-hop paths of payments through pass-through episodes, each hop leaving within the dwell window with at most the amount that came in (plus tolerance), walked from the first payment (the root) down to max_hops.
 -- inputs: dt_tx (detect_prep), pt_hits (detect_pass_through)
--- outputs: ch_hops(in_txn, out_txn); ch_walk(root_txn, txn_id, depth): every payment reachable from a root and its hop number (0 = the root).
+-- outputs: ch_hops(in_txn, out_txn, in_t, out_t, acct, b, in_src, in_amt, in_cash, out_dst, out_amt, out_cash): each hop with its two payments; ch_all: the hops walked; ch_walk(root_txn, txn_id, depth): every payment reachable from a root and its hop number (0 = the root).
+-- An incremental run (fundtrace.detect) runs ch_hops for the accounts new payments touched, replaces ch_all by the
+-- stored hops it keeps plus those, and ch_roots by the roots whose walk can reach a changed hop
+-- (detect_chain_dirty); the steps from ch_walk on are the same.
 -- param: dwell_hours DOUBLE = 48  How long money may stay in a mule before the next hop.
 -- param: hop_tolerance DOUBLE = 0.05  A hop may move this much more than the payment feeding it.
 -- param: min_hop_share DOUBLE = 0.05  A hop smaller than this share of the payment feeding it is not part of the chain.
 -- param: max_hops INTEGER = 6  Longest path walked, in payments after the root.
 -- param: chain_min_levels INTEGER = 2  Fewest mule levels (accounts that received and passed the money on, in sequence) that make a chain.
 -- step: ch_hops
--- Payment i into a pass-through account X followed by payment o out of X within the dwell window.
-SELECT i.txn_id AS in_txn, o.txn_id AS out_txn, i.t AS in_t, o.t AS out_t
+-- Payment i into a pass-through account X (acct, episode bucket b) followed by payment o out of X within the
+-- dwell window, with what the walk needs of both payments (a hop is identified by its two payments).
+SELECT i.txn_id AS in_txn, o.txn_id AS out_txn, i.t AS in_t, o.t AS out_t, h.acct, h.b,
+       i.src_id AS in_src, i.amt AS in_amt, i.cash_out AS in_cash, o.dst_id AS out_dst, o.amt AS out_amt,
+       o.cash_out AS out_cash
 FROM pt_hits h
 JOIN dt_tx i ON i.dst_id = h.acct AND i.t BETWEEN h.first_in AND h.last_in
 JOIN dt_tx o ON o.src_id = h.acct AND o.t BETWEEN h.first_in AND h.last_out
 WHERE o.t >= i.t AND o.t <= i.t + CAST($dwell_hours * 3600e6 AS BIGINT)
   AND o.amt <= i.amt * (1 + $hop_tolerance) AND o.amt >= i.amt * $min_hop_share
   AND o.txn_id <> i.txn_id
+-- step: ch_all
+-- The hops the walks take (an incremental run: the stored ones it keeps and the new ones).
+SELECT * FROM ch_hops
 -- step: ch_roots
 -- A root is a payment into a chain that no earlier hop feeds.
-SELECT DISTINCT in_txn AS root_txn FROM ch_hops
-WHERE in_txn NOT IN (SELECT out_txn FROM ch_hops)
+SELECT DISTINCT in_txn AS root_txn FROM ch_all
+WHERE in_txn NOT IN (SELECT out_txn FROM ch_all)
 -- step: ch_walk
 WITH RECURSIVE walk(root_txn, txn_id, depth) AS (
   SELECT root_txn, root_txn, 0 FROM ch_roots
   UNION
   SELECT w.root_txn, h.out_txn, w.depth + 1
-  FROM walk w JOIN ch_hops h ON h.in_txn = w.txn_id
+  FROM walk w JOIN ch_all h ON h.in_txn = w.txn_id
   WHERE w.depth < $max_hops
 )
 SELECT root_txn, txn_id, min(depth) AS depth FROM walk GROUP BY root_txn, txn_id
+-- step: ch_pay
+-- The walks' payments, from their hops: an incremental run walks stored hops whose payments it did not read.
+SELECT DISTINCT txn_id, src_id, dst_id, t, amt, cash_out FROM (
+  SELECT in_txn AS txn_id, in_src AS src_id, acct AS dst_id, in_t AS t, in_amt AS amt, in_cash AS cash_out
+  FROM ch_all WHERE in_txn IN (SELECT txn_id FROM ch_walk)
+  UNION ALL
+  SELECT out_txn, acct, out_dst, out_t, out_amt, out_cash FROM ch_all WHERE out_txn IN (SELECT txn_id FROM ch_walk)
+)
 -- step: ch_tx
 SELECT w.root_txn, w.depth, x.txn_id, x.src_id, x.dst_id, make_timestamp(x.t) AS ts, x.t, x.amt, x.cash_out
-FROM ch_walk w JOIN dt_tx x ON x.txn_id = w.txn_id
+FROM ch_walk w JOIN ch_pay x ON x.txn_id = w.txn_id
 -- step: ch_acct
 -- Per chain and account: its mule level (hops from the root's payer) and whether it passed money on.
 SELECT root_txn, acct, min(lvl) AS level, max(sends) AS sends FROM (

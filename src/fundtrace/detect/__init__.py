@@ -7,17 +7,28 @@ file under ``queries/detect/`` run through the engine; Python only handles the f
 evidence payment (``start_ts``) and an alert depends only on payments in a bounded span after that,
 bucketed on fixed boundaries. After new transaction batches, payments from ``since`` (the earliest
 new payment time) on can only change alerts starting at or after ``since - span`` (floored to the
-detector's bucket, the family's *cutoff*), so only those are deleted and recomputed, each family
-reading payments from its own cutoff less its ``lookback``. Families whose alert is about one
-account and depends only on that account's own payments (``key_role``: fans, structuring,
-new-account burst, dormant then active) go further: they read only the payments of the accounts the
-new batches touched and replace only those accounts' alerts. Card-farm rings depend on links and
-accounts (the structure) and on their members' payments (times, amounts, evidence): they are
+detector's bucket, the family's *cutoff*; for families that consult pass-through episodes also
+``ep_since - ep_span``, from the earliest episode that changed), so only those are deleted and
+recomputed, each family reading payments from its own cutoff less its ``lookback``.
+
+Pass-through episodes are per account: the workspace keeps all of them (``detect_pt_hits``) and an
+incremental run recomputes only those of the accounts new payments touched (``dx_touched``: their
+ends, and the other accounts of their holders, since a holder's own transfer counts by the payments
+of both its ends), from the pass-through cutoff on; with the stored ones they make the complete
+``pt_hits`` every later family reads. Chains are keyed by their root payment: the hops are stored
+(``detect_chain_hops``), those of the touched accounts recomputed, and only the roots whose walk
+reaches a hop that was added or removed are walked again (``queries/detect/chain_dirty.sql``).
+Families whose alert is about one account and depends only on that account's own payments
+(``key_role``: pass-through, fans, structuring, new-account burst, dormant then active) read only the
+payments of the touched accounts and replace only those accounts' alerts. Card-farm rings depend on
+links and accounts (the structure) and on their members' payments (times, amounts, evidence): they are
 recomputed when a links batch arrived or a new payment touches a stored ring's member, and kept
-otherwise. Corroboration needs every account's incoming money over its whole history; that total
-is a stored per-account aggregate (``detect_in_totals``) brought up to date from the new batches.
-The stored result equals a full rerun (``tests/test_detect_incremental.py`` checks it). A new
-accounts batch, a new payment earlier than all stored ones, or changed settings force a full run.
+otherwise. Corroboration needs every account's incoming money over its whole history; that total is a
+stored per-account aggregate (``detect_in_totals``) brought up to date from the new batches; the
+published alerts are updated by difference. The stored result equals a full rerun
+(``tests/test_detect_incremental.py``, ``tests/test_detect_incremental_state.py`` check it). A new
+accounts batch, a new payment earlier than all stored ones, changed settings or a workspace without
+the stored state (``detect_state``) force a full run.
 """
 
 from __future__ import annotations
@@ -26,7 +37,8 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -34,9 +46,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fundtrace import queries
-from fundtrace.detect.base import Detection, concat, params_for
+from fundtrace.detect.base import Detection, alert_id_sql, collect, concat, params_for
 from fundtrace.detect.settings import DetectSettings
 from fundtrace.detect.sqlfamilies import (
+    _ensure_pass_through,
     detect_chains,
     detect_cycles,
     detect_dormant_active,
@@ -64,19 +77,24 @@ _SCRATCH = ("dt_", "pt_", "ch_", "fan_", "ly_", "sg_", "gs_", "bp_", "cy_", "st_
 
 @dataclass(frozen=True)
 class Family:
-    """Detectors run together; ``bucket`` and ``span`` (hours) bound what new payments can change.
+    """Detectors run together; ``bucket``, ``span`` and ``ep_span`` (hours) bound what new payments can change.
 
-    ``span`` covers everything an alert reads after its start and before it (pass-through episodes
-    that fans, cycles and bipartite layers consult may begin up to two dwell windows earlier). The
-    episodes they consult are local: a bipartite window counts those that ended at most a dwell window
-    before it starts and began before it ends; a cycle's payment those that ended at most a dwell window
-    before it and began at most a cycle window after it. Widening those rules needs a wider span.
+    Alerts are anchored at the bucket of their first payment; an alert of a window of two buckets
+    (fans, bipartite, cycles, structuring) reads payments of those two buckets, a scatter-gather path
+    one bucket further. ``span``: an alert starting at or after ``since - span`` floored to the bucket
+    covers every alert that reads a payment from ``since`` on. ``ep_span``, for the families that
+    consult pass-through episodes, does the same for the episodes that changed (added, removed or
+    different, from the earliest one's start): a fan counts those overlapping it, a bipartite window
+    those that ended at most a dwell window before it starts and began before it ends, a cycle's payment
+    those that ended at most a dwell window before it and began at most a cycle window after it.
+    Widening those rules needs a wider ``ep_span``.
     ``lookback`` (hours) is how far before its cutoff the family must read payments for the alerts
-    at or after the cutoff to come out exact; None: three dwell windows before the earliest cutoff
-    of all such families (the pass-through episodes the family builds on, shared by all of them).
+    at or after the cutoff to come out exact (the episodes they build on are complete: every stored
+    episode and the recomputed ones, see :func:`_detect`).
     ``key_role``: the role of the one account an alert is about, when the alert depends only on that
     account's own payments (and the account registry): an incremental run then reads only the
     payments of the accounts new payments touched and replaces only their alerts.
+    ``by_hops``: chains, recomputed from the stored hops (see ``queries/detect/chain_dirty.sql``).
     """
 
     name: str
@@ -84,8 +102,10 @@ class Family:
     detect: Callable[..., Detection]
     bucket: Callable[[DetectSettings], float] | None  # None: not windowed (rings)
     span: Callable[[DetectSettings], float] | None = None
-    lookback: Callable[[DetectSettings], float] | None = None
+    lookback: Callable[[DetectSettings], float] = lambda s: 0.0
+    ep_span: Callable[[DetectSettings], float] | None = None
     key_role: str | None = None
+    by_hops: bool = False
 
 
 def _rings(engine, settings, ring_settings=None) -> Detection:
@@ -102,27 +122,26 @@ def _bipartite(engine, settings) -> Detection:
 
 FAMILIES = (
     Family("pass_through", ("pass_through",), detect_pass_through, lambda s: s.dwell_hours,
-           lambda s: 2 * s.dwell_hours),
+           lambda s: 2 * s.dwell_hours, key_role="mule"),
     Family("chain", ("chain", "stacked"), detect_chains, lambda s: s.dwell_hours,
-           lambda s: (s.max_hops + 1) * s.dwell_hours),
+           lambda s: (s.max_hops + 1) * s.dwell_hours, by_hops=True),
     Family("fans", ("fan_in", "fan_out"), detect_fans, lambda s: s.fan_window_hours,
-           lambda s: 2 * s.fan_window_hours + 2 * s.dwell_hours, key_role="hub"),
+           lambda s: s.fan_window_hours, ep_span=lambda s: s.fan_window_hours, key_role="hub"),
     Family("layering", ("scatter_gather", "gather_scatter"), detect_layering, lambda s: s.layer_window_hours,
-           lambda s: 3 * s.layer_window_hours, lambda s: 0.0),
+           lambda s: 2 * s.layer_window_hours),
     Family("bipartite", ("bipartite",), _bipartite, lambda s: s.layer_window_hours,
-           lambda s: 2 * s.layer_window_hours + 2 * s.dwell_hours),
+           lambda s: s.layer_window_hours, ep_span=lambda s: s.layer_window_hours),
     Family("cycle", ("cycle",), detect_cycles, lambda s: s.cycle_window_hours,
-           lambda s: 2 * s.cycle_window_hours + 2 * s.dwell_hours),
+           lambda s: s.cycle_window_hours, ep_span=lambda s: 2 * s.cycle_window_hours),
     Family("structuring", ("structuring",), detect_structuring, lambda s: s.structuring_window_hours,
-           lambda s: 2 * s.structuring_window_hours, lambda s: 0.0, key_role="hub"),
+           lambda s: s.structuring_window_hours, key_role="hub"),
     Family("new_account_burst", ("new_account_burst",), detect_new_account_burst, lambda s: 1.0,
            lambda s: s.burst_hours + 1, lambda s: s.burst_hours, key_role="hub"),
     Family("dormant_active", ("dormant_active",), detect_dormant_active, lambda s: 24.0,
            lambda s: s.active_hours + 24, lambda s: 24.0, key_role="hub"),
     Family("card_farm_ring", ("card_farm_ring",), _rings, None),
 )  # fmt: skip
-# A family narrowed to its own window or to the touched accounts runs after those reading the shared
-# window, so that what they share (pass-through hits, layering degrees) is built from all of it.
+_STATE = "2"  # format of the stored incremental state (detect_state 'format'); another value forces a full run
 
 
 @dataclass(frozen=True)
@@ -146,10 +165,13 @@ def _floor(ts: datetime, hours: float) -> datetime:
 
 
 def _drop_scratch(con, keep: tuple[str, ...] = ()) -> None:
-    rows = con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
-    for (name,) in rows:
+    rows = con.execute(
+        "SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE temporary "
+        "UNION ALL SELECT view_name, 'VIEW' FROM duckdb_views() WHERE temporary"
+    ).fetchall()
+    for name, kind in rows:
         if name.startswith(_SCRATCH) and not (keep and name.startswith(keep)):
-            con.execute(f'DROP TABLE IF EXISTS temp."{name}"').fetchall()
+            con.execute(f'DROP {kind} IF EXISTS temp."{name}"').fetchall()
 
 
 def _settings_key(settings: DetectSettings, ring_settings=None) -> str:
@@ -168,6 +190,9 @@ def _plan(ws, key: str, typologies: list[str], since: datetime | None, full: boo
     con = ws.con
     max_batch = _one(con, "SELECT coalesce(max(batch_id), 0) FROM batches")
     if full:
+        return _Plan("full", None, max_batch, None, True)
+    state = con.execute("SELECT value FROM detect_state WHERE name = 'format'").fetchall()
+    if not state or state[0][0] != _STATE:  # stored episodes and hops missing or of another format
         return _Plan("full", None, max_batch, None, True)
     if since is not None:
         return _Plan("incremental", since, max_batch, None, True)
@@ -244,25 +269,20 @@ def run(
     _ensure_raw(ws.con)
     old_limit = ws.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     ws.con.execute(f"SET memory_limit = '{settings.memory_limit}'")  # validated: digits and a unit
-    timings: dict[str, float] = {}
-    results: list[tuple[Family, datetime | None, bool, Detection]] = []
+    clock = _Clock()
+    results: list[_Result] = []
     try:
         if plan.mode != "up_to_date":
-            results = _detect(ws, engine, settings, plan, wanted, ring_settings, step, timings)
-            pt_cutoff = None
-            if plan.mode == "incremental" and plan.since is not None:
-                pt_cutoff = _floor(plan.since - timedelta(hours=2 * settings.dwell_hours), settings.dwell_hours)
-            t0 = time.perf_counter()
-            _store(ws, engine, settings, plan, results, wanted, pt_cutoff, timings)
-            timings["store"] = time.perf_counter() - t0 - timings.get("publish", 0.0)
+            results = _detect(ws, engine, settings, plan, wanted, ring_settings, step, clock)
+            _store(ws, engine, settings, plan, results, wanted, clock)
     finally:
         _drop_scratch(ws.con)
         ws.con.execute(f"SET memory_limit = '{old_limit}'")
     recomputed: dict[str, int] = {}
-    for fam, _, _, det in results:
-        for t in fam.typologies:
+    for r in results:
+        for t in r.family.typologies:
             if t in wanted:
-                recomputed[t] = int(pc.sum(pc.equal(det.alerts["typology"], t)).as_py() or 0)
+                recomputed[t] = int(pc.sum(pc.equal(r.detection.alerts["typology"], t)).as_py() or 0)
     counts = dict(ws.con.execute("SELECT typology, count(*) FROM alerts GROUP BY 1 ORDER BY 1").fetchall())
     total = sum(counts.values())
     with ws.transaction() as con:
@@ -277,29 +297,111 @@ def run(
         "alerts": counts,
         "recomputed": recomputed,
         "seconds": round(time.perf_counter() - started, 3),
-        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "timings": {k: round(v, 3) for k, v in clock.wall.items()},
+        "cpu": {k: round(v, 3) for k, v in clock.cpu.items()},
     }
 
 
-def _detect(ws, engine, settings: DetectSettings, plan: _Plan, wanted, ring_settings, step, timings) -> list:
-    """Run the families the plan needs; return (family, cutoff, by touched accounts, detection) per family.
+class _Clock:
+    """Wall and CPU seconds (every thread of the process) per part of a run."""
 
-    A family's cutoff is None when it is recomputed whole. "By touched accounts": only alerts about
-    the accounts new payments touched were recomputed (``dx_touched``).
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    @contextmanager
+    def part(self, name: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - wall
+            self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - cpu
+
+
+@dataclass
+class _Result:
+    family: Family
+    cutoff: datetime | None  # alerts from here on were recomputed (None: all, or those ``gone`` names)
+    key_role: str | None  # only alerts about the touched accounts (dx_touched) in that role were recomputed
+    detection: Detection
+    gone: str | None = None  # a table of the stored alert ids replaced (chains)
+
+
+def _touched(engine, plan: _Plan, settings: DetectSettings) -> None:
+    """``dx_touched``: the accounts whose payments the new ones can change.
+
+    The ends of every new payment (with an explicit ``since``, of every payment from then on) and,
+    when a holder's own transfers count only if the money transits the holder (``same_holder_onward``),
+    every account of those holders: whether such a transfer is evidence depends on the payments of its
+    two ends, so an untouched account's transfer to a touched sibling can change.
+    """
+    if plan.prev_batch is not None:
+        where, params = "batch_id > $b", {"b": plan.prev_batch}
+    else:
+        where, params = "ts >= $s", {"s": plan.since}
+    engine.materialise(
+        "dx_touched",
+        f"SELECT src_id AS account_id FROM transactions WHERE {where} "
+        f"UNION SELECT dst_id FROM transactions WHERE {where}",
+        params,
+    )
+    if settings.skip_same_holder and settings.same_holder_onward:
+        engine.execute(
+            "INSERT INTO dx_touched SELECT account_id FROM accounts WHERE holder_id IN (SELECT holder_id FROM accounts "
+            "WHERE holder_id IS NOT NULL AND account_id IN (SELECT account_id FROM dx_touched)) "
+            "AND account_id NOT IN (SELECT account_id FROM dx_touched)"
+        )
+
+
+def _known_names(engine, plan: _Plan) -> None:
+    """Start the run's name cache (``dx_names``, see ``base.name_accounts``) with every stored name and the
+    names in the new payments: members are then named without a pass over every payment (~2.5 s at 10 M).
+    A member named nowhere there (an account first seen in an older batch but never named) still gets one."""
+    if plan.since is None:
+        where, params = "false", {}
+    elif plan.prev_batch is not None:
+        where, params = "batch_id > $b", {"b": plan.prev_batch}
+    else:
+        where, params = "ts >= $s", {"s": plan.since}
+    engine.materialise(
+        "dx_names",
+        f"""SELECT account_id, bank, account FROM detect_names
+            UNION ALL
+            SELECT account_id, any_value(bank), any_value(account) FROM (
+              SELECT src_id AS account_id, src_bank AS bank, src_account AS account FROM transactions WHERE {where}
+              UNION ALL SELECT dst_id, dst_bank, dst_account FROM transactions WHERE {where}
+            ) WHERE account_id NOT IN (SELECT account_id FROM detect_names) GROUP BY account_id""",
+        params,
+    )
+
+
+def _detect(ws, engine, settings: DetectSettings, plan: _Plan, wanted, ring_settings, step, clock) -> list[_Result]:
+    """Run the families the plan needs; return what each recomputed.
+
+    A full run prepares every payment once and runs each family over all of them. An incremental run:
+
+    - pass-through episodes are per account: they are recomputed only for the touched accounts
+      (``dx_touched``), from the pass-through cutoff, out of those accounts' payments; with the stored
+      episodes of every other account (``detect_pt_hits``) they make the complete ``pt_hits`` the
+      later families read;
+    - chains are recomputed only from the roots whose walk can reach a hop that changed
+      (``_chains``; hops of the touched accounts recomputed, the others stored in ``detect_chain_hops``);
+    - one-account families (``key_role``) read only the touched accounts' payments from their own
+      context and replace only those accounts' alerts;
+    - the other windowed families read every payment from their own context (cutoff less lookback).
     """
     con = ws.con
     incremental = plan.mode == "incremental"
     families = [f for f in FAMILIES if set(f.typologies) & set(wanted)]
     if incremental and plan.since is None:  # only links arrived: nothing windowed can change
         families = [f for f in families if f.bucket is None]
-    touched = incremental and plan.prev_batch is not None and plan.since is not None
+    touched = incremental and plan.since is not None
     if touched:
-        engine.materialise(
-            "dx_touched",
-            "SELECT src_id AS account_id FROM transactions WHERE batch_id > $b "
-            "UNION SELECT dst_id FROM transactions WHERE batch_id > $b",
-            {"b": plan.prev_batch},
-        )
+        _touched(engine, plan, settings)
+    if incremental:
+        with clock.part("names"):
+            _known_names(engine, plan)
     if incremental and not plan.links and any(f.bucket is None for f in families):
         # Rings change with links (recomputed whole) or with their members' payments (times, evidence).
         hit = _one(
@@ -311,86 +413,224 @@ def _detect(ws, engine, settings: DetectSettings, plan: _Plan, wanted, ring_sett
         )
         if not hit:
             families = [f for f in families if f.bucket is not None]
-    cutoffs: dict[str, datetime | None] = {}
-    ctxs: dict[str, datetime | None] = {}
-    for fam in families:
-        if incremental and fam.bucket is not None:
-            cutoffs[fam.name] = _floor(plan.since - timedelta(hours=fam.span(settings)), fam.bucket(settings))
-        else:
-            cutoffs[fam.name] = None
     windowed = [f for f in families if f.bucket is not None]
-    # Families building on pass-through episodes read them from up to two dwell windows before their cutoff;
-    # episodes are bucketed on dwell boundaries, so that context starts on one, a further dwell earlier. The
-    # episodes themselves (pt_hits) are built once, from the earliest of these contexts.
-    shared_ctx = None
-    if incremental and windowed:
-        for f in windowed:
-            back = 3 * settings.dwell_hours if f.lookback is None else f.lookback(settings)
-            ctxs[f.name] = _floor(cutoffs[f.name] - timedelta(hours=back), settings.dwell_hours)
-        # The stored pass-through profile is replaced from pass_through's cutoff whichever families run.
-        pt_cutoff = _floor(plan.since - timedelta(hours=2 * settings.dwell_hours), settings.dwell_hours)
-        pt_ctx = _floor(pt_cutoff - timedelta(hours=3 * settings.dwell_hours), settings.dwell_hours)
-        shared_ctx = min([ctxs[f.name] for f in windowed if f.lookback is None] + [pt_ctx])
-        ctxs["(pt_hits)"] = pt_ctx
-    ctx_from = min(ctxs.values()) if ctxs else None
-    out = []
-    if windowed:
-        step("preparing transactions")
-        t0 = time.perf_counter()
-        prepare(engine, settings, ctx_from)
-        timings["prepare"] = time.perf_counter() - t0
-    # Families on the shared window first, then those narrowed to their own window or the touched accounts.
-    narrowed = [
-        f
-        for f in windowed
-        if incremental
-        and f.name != "pass_through"  # it builds pt_hits, which the others need from the whole shared window
-        and (f.lookback is not None or ctxs[f.name] != shared_ctx or (touched and f.key_role))
-    ]
-    order = [f for f in windowed if f not in narrowed] + narrowed + [f for f in families if f.bucket is None]
-    wide = "dt_tx"
-    for fam in order:
+    rings = [f for f in families if f.bucket is None]
+    out: list[_Result] = []
+
+    def run_family(fam, cutoff=None, key_role=None, from_b=None, nothing=False) -> None:
         step(fam.name)
-        t0 = time.perf_counter()
-        by_account = touched and fam.key_role is not None
-        if fam in narrowed:
-            if wide == "dt_tx":
-                if not engine.table_exists("pt_hits"):  # what the shared families build on, from all of it
-                    run_query(engine, "detect_pass_through", settings)
-                con.execute("ALTER TABLE temp.dt_tx RENAME TO dt_wide").fetchall()
-                wide = "dt_wide"
-            source = "dt_wide"
-            if by_account:  # the touched accounts' payments, taken from the shared window once
-                source = "dt_wide_touched"
-                if not engine.table_exists(source):
-                    engine.materialise(
-                        source,
-                        "SELECT * FROM dt_wide WHERE t >= epoch_us($c) AND (src_id IN (SELECT account_id FROM "
-                        "dx_touched) OR dst_id IN (SELECT account_id FROM dx_touched))",
-                        {"c": min(ctxs[f.name] for f in narrowed if f.key_role)},
-                    )
-            _drop_scratch(con, keep=("dt_wide", "pt_", "dx_"))  # nothing derived from another window is reused
-            engine.materialise("dt_tx", f"SELECT * FROM {source} WHERE t >= epoch_us($c)", {"c": ctxs[fam.name]})
-            engine.ctx_from = ctxs[fam.name]
-        if fam.name == "card_farm_ring":
-            try:
-                det = _rings(engine, settings, ring_settings)
-            except ImportError:
-                log.warning("card-farm ring detector not installed (fundtrace.detect.rings); skipped")
-                continue
-        else:
-            det = fam.detect(engine, settings)
-        det = _keep(engine, det, wanted, cutoffs[fam.name], fam.key_role if by_account else None)
-        timings[fam.name] = time.perf_counter() - t0
-        log.info("%s: %d alerts in %.2fs", fam.name, det.alerts.num_rows, timings[fam.name])
-        out.append((fam, cutoffs[fam.name], by_account, det))
-    if wide == "dt_wide":
-        con.execute("DROP TABLE IF EXISTS temp.dt_tx").fetchall()
-        con.execute("ALTER TABLE temp.dt_wide RENAME TO dt_tx").fetchall()
-        engine.ctx_from = ctx_from
-    if windowed and not engine.table_exists("pt_hits"):
-        run_query(engine, "detect_pass_through", settings)
+        with clock.part(fam.name):
+            if nothing:  # the family cannot find anything: its stored alerts in scope (none) are replaced by none
+                det = Detection.empty()
+            elif fam.name == "card_farm_ring":
+                try:
+                    det = _rings(engine, settings, ring_settings)
+                except ImportError:
+                    log.warning("card-farm ring detector not installed (fundtrace.detect.rings); skipped")
+                    return
+            elif fam.by_hops:
+                det = _chains(engine, settings, from_b)
+            else:
+                det = fam.detect(engine, settings)
+            det = _keep(engine, det, wanted, cutoff, key_role)
+        log.info("%s: %d alerts in %.2fs", fam.name, det.alerts.num_rows, clock.wall[fam.name])
+        out.append(_Result(fam, cutoff, key_role, det, "dx_chain_gone" if (fam.by_hops and incremental) else None))
+
+    if not incremental:
+        if windowed:
+            step("preparing transactions")
+            with clock.part("prepare"):
+                prepare(engine, settings, None)
+        for fam in windowed + rings:
+            run_family(fam)
+        if windowed and not engine.table_exists("pt_hits"):  # the stored episodes, whatever families ran
+            run_query(engine, "detect_pass_through", settings)
+        return out
+    if windowed:
+        _detect_incremental(engine, settings, plan, windowed, run_family, step, clock)
+    for fam in rings:
+        run_family(fam)
     return out
+
+
+def _can_wake(con, settings: DetectSettings) -> bool:
+    """Whether an account can be dormant then active at all: only when the payments span ``dormant_days``.
+
+    ``queries/detect/dormant_active.sql`` measures the silence from an account's last earlier payment or
+    from its opening while the workspace was watching (at or after the first payment), both within the
+    payments' span. When it is shorter the detector finds nothing, and an incremental run skips its scan
+    of every earlier payment.
+    """
+    span = _one(con, "SELECT epoch_us(max(ts)) - epoch_us(min(ts)) FROM transactions")
+    return span is not None and span >= settings.dormant_days * 86400e6
+
+
+def _pt_cutoff(settings: DetectSettings, since: datetime) -> datetime:
+    """Pass-through episodes starting from here on can change with payments from ``since`` on (a payment
+    out feeds the episode of the bucket before; a holder's transfer counts by payments a dwell window away)."""
+    return _floor(since - timedelta(hours=2 * settings.dwell_hours), settings.dwell_hours)
+
+
+def _detect_incremental(engine, settings: DetectSettings, plan: _Plan, windowed, run_family, step, clock) -> None:
+    """The windowed families of an incremental run (see :func:`_detect`)."""
+    con = engine.con
+    pt_cutoff = _pt_cutoff(settings, plan.since)
+
+    def cutoffs_for(ep_since: datetime | None) -> tuple[dict, dict]:
+        cutoffs, ctxs = {}, {}
+        for fam in windowed:
+            start = plan.since - timedelta(hours=fam.span(settings))
+            if fam.ep_span is not None and ep_since is not None:
+                start = min(start, ep_since - timedelta(hours=fam.ep_span(settings)))
+            cutoffs[fam.name] = _floor(start, fam.bucket(settings))
+            ctxs[fam.name] = _floor(cutoffs[fam.name] - timedelta(hours=fam.lookback(settings)), settings.dwell_hours)
+        cutoffs["pass_through"] = ctxs["pass_through"] = pt_cutoff
+        return cutoffs, ctxs
+
+    # Before the episodes are known: every changed one starts at or after the pass-through cutoff.
+    cutoffs, ctxs = cutoffs_for(pt_cutoff)
+    by_account = [f for f in windowed if f.key_role or f.by_hops]
+    by_window = [f for f in windowed if not (f.key_role or f.by_hops)]
+    account_ctx = min([pt_cutoff] + [ctxs[f.name] for f in by_account if f.key_role])
+    ctx_from = min([account_ctx] + [ctxs[f.name] for f in by_window])
+    step("preparing transactions")
+    with clock.part("prepare"):
+        prepare(engine, settings, ctx_from)
+        con.execute("ALTER TABLE temp.dt_tx RENAME TO dt_all").fetchall()
+        engine.materialise(
+            "dt_touched",
+            "SELECT * FROM dt_all WHERE t >= epoch_us($c) AND (src_id IN (SELECT account_id FROM dx_touched) "
+            "OR dst_id IN (SELECT account_id FROM dx_touched))",
+            {"c": account_ctx},
+        )
+        if not by_window:
+            con.execute("DROP TABLE temp.dt_all").fetchall()
+
+    def use(source: str, ctx: datetime) -> None:
+        """``dt_tx``: a view of ``source`` from ``ctx`` on (a copy per family cost more than the filter)."""
+        with clock.part("narrow"):
+            _drop_scratch(con, keep=("dt_all", "dt_touched", "pt_", "dx_"))  # nothing derived from another window
+            since_us = (ctx - datetime(1970, 1, 1)) // timedelta(microseconds=1)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW dt_tx AS SELECT * FROM {source} WHERE t >= {int(since_us)}")
+            engine.ctx_from = ctx
+
+    # Pass-through episodes of the touched accounts, from the pass-through cutoff, out of their own payments.
+    use("dt_touched", pt_cutoff)
+    pass_through = [f for f in windowed if f.name == "pass_through"]
+    if pass_through:
+        run_family(pass_through[0], pt_cutoff, "mule")
+    with clock.part("pass_through"):
+        _ensure_pass_through(engine, settings)  # when pass_through itself is not wanted
+        # payments of other accounts to or from touched ones made partial episodes of those accounts: dropped
+        engine.materialise(
+            "dx_pt_new",
+            "SELECT * FROM pt_hits WHERE b >= $cb AND acct IN (SELECT account_id FROM dx_touched)",
+            {"cb": _bucket(pt_cutoff, settings.dwell_hours)},
+        )
+        engine.materialise("pt_hits", "SELECT * FROM dx_pt_new")
+    chain = [f for f in windowed if f.by_hops]
+    if chain:  # new hops from the new episodes and the touched accounts' payments
+        run_family(chain[0], from_b=_bucket(pt_cutoff, settings.dwell_hours))
+    with clock.part("pass_through"):
+        cutoffs, ctxs = cutoffs_for(_changed_episodes(engine, settings, pt_cutoff))
+        _complete_episodes(engine, settings, ctxs, pt_cutoff)
+    for fam in [f for f in by_account if f.key_role and f.name != "pass_through"]:
+        if fam.name == "dormant_active" and not _can_wake(con, settings):
+            run_family(fam, cutoffs[fam.name], fam.key_role, nothing=True)
+            continue
+        use("dt_touched", ctxs[fam.name])
+        run_family(fam, cutoffs[fam.name], fam.key_role)
+    # Bipartite builds on layering's hub buckets (ly_hub, ly_acct): with the same context it reuses them (a wider
+    # context for layering, its largest cost, would cost more than computing them again).
+    shared = {"layering", "bipartite"} <= {f.name for f in by_window} and ctxs["layering"] == ctxs["bipartite"]
+    for fam in by_window:
+        if not (shared and fam.name == "bipartite"):
+            use("dt_all", ctxs[fam.name])
+        run_family(fam, cutoffs[fam.name])
+    con.execute("DROP VIEW IF EXISTS temp.dt_tx").fetchall()
+    for name in ("dt_all", "dt_touched"):
+        con.execute(f"DROP TABLE IF EXISTS temp.{name}").fetchall()
+
+
+def _changed_episodes(engine, settings: DetectSettings, pt_cutoff: datetime) -> datetime | None:
+    """The start of the earliest episode that was added, removed or changed what the families consult
+    (account, bucket, first payment in, last payment out); None when none did."""
+    cols = "acct, b, first_in, last_out"
+    old = f"SELECT {cols} FROM detect_pt_hits WHERE b >= $cb AND acct IN (SELECT account_id FROM dx_touched)"
+    first = (
+        engine.to_arrow(
+            f"SELECT min(first_in) AS t FROM ((SELECT {cols} FROM dx_pt_new EXCEPT {old}) "
+            f"UNION ALL ({old} EXCEPT SELECT {cols} FROM dx_pt_new))",
+            {"cb": _bucket(pt_cutoff, settings.dwell_hours)},
+        )
+        .column(0)[0]
+        .as_py()
+    )
+    return None if first is None else datetime(1970, 1, 1) + timedelta(microseconds=first)
+
+
+def _complete_episodes(engine, settings: DetectSettings, ctxs: dict, pt_cutoff: datetime) -> None:
+    """``pt_hits`` for the families after chains: the stored episodes, but those of the touched accounts from
+    the pass-through cutoff on, and the new ones (``dx_pt_new``); only those that can matter to a family
+    reading from its context (consulted episodes end at most two of the widest windows and two dwell
+    windows before it)."""
+    widest = max(settings.layer_window_hours, settings.cycle_window_hours, settings.fan_window_hours)
+    lo = min(ctxs.values()) - timedelta(hours=2 * widest + 2 * settings.dwell_hours)
+    engine.materialise(
+        "pt_hits",
+        "SELECT * FROM detect_pt_hits WHERE last_out >= epoch_us($lo) "
+        "AND NOT (b >= $cb AND acct IN (SELECT account_id FROM dx_touched)) "
+        "UNION ALL BY NAME SELECT * FROM dx_pt_new",
+        {"lo": lo, "cb": _bucket(pt_cutoff, settings.dwell_hours)},
+    )
+
+
+def _bucket(ts: datetime, hours: float) -> int:
+    """The bucket number of ``ts`` (``t // width`` in the SQL, t in microseconds since the epoch)."""
+    width = round(hours * 3600e6)
+    return ((ts - datetime(1970, 1, 1)) // timedelta(microseconds=1)) // width
+
+
+CHAIN, STACKED = "'chain'", "'stacked'"  # the chain family's typologies as SQL literals
+
+
+def _chains(engine, settings: DetectSettings, from_b: int | None) -> Detection:
+    """Chains and stacked layers (``queries/detect/chain.sql``); incremental (``from_b``): only the dirty roots.
+
+    In an incremental run ``pt_hits`` holds the touched accounts' new episodes and ``dt_tx`` their
+    payments: the hops found are those of the touched accounts from the pass-through cutoff, which
+    replace the stored ones from episode bucket ``from_b`` on (``ch_old``); every other stored hop is
+    kept. Only roots whose walk can reach a changed hop (``queries/detect/chain_dirty.sql``) are
+    walked; their stored alerts, as chain or stacked, are replaced (``dx_chain_gone``). The new hops
+    are left in ``dx_chain_new``.
+    """
+    _ensure_pass_through(engine, settings)
+    q = queries.get("detect_chain")
+    params = q.bind(params_for(q, settings))
+    if from_b is None:
+        last = engine.run_steps(q.steps, params)
+    else:
+        engine.run_steps(q.steps[:1], params)
+        scope = "acct IN (SELECT account_id FROM dx_touched) AND b >= $cb"
+        engine.materialise("ch_old", f"SELECT * FROM detect_chain_hops WHERE {scope}", {"cb": from_b})
+        engine.materialise(
+            "ch_all",
+            f"SELECT * FROM detect_chain_hops WHERE NOT ({scope}) UNION ALL BY NAME SELECT * FROM ch_hops",
+            {"cb": from_b},
+        )
+        dirty = queries.get("detect_chain_dirty")
+        engine.run_steps(dirty.steps, dirty.bind(params_for(dirty, settings)))
+        engine.materialise(
+            "dx_chain_gone",
+            f"SELECT {alert_id_sql(CHAIN, 'txn_id')} AS alert_id FROM ch_up "
+            f"UNION ALL SELECT {alert_id_sql(STACKED, 'txn_id')} FROM ch_up",
+        )
+        last = engine.run_steps([s for s in q.steps if s[0] not in ("ch_hops", "ch_all", "ch_roots")], params)
+    detection = collect(engine, last)
+    engine.materialise("dx_chain_new", "SELECT * FROM ch_hops")
+    for name, _ in q.steps + queries.get("detect_chain_dirty").steps + [("ch_old", "")]:
+        engine.execute(f'DROP TABLE IF EXISTS "{name}"')
+    return detection
 
 
 def _keep(engine, det: Detection, wanted: list[str], cutoff: datetime | None, key_role: str | None) -> Detection:
@@ -427,8 +667,8 @@ _RAW = (
 
 
 def _ensure_raw(con) -> None:
-    """Create the raw alert tables (every alert found, before corroboration), the pass-through profile
-    and the per-account incoming totals (with the newest batch they include).
+    """Create the raw alert tables (every alert found, before corroboration) and the per-account incoming
+    totals (with the newest batch they include); migration 0005 made the stored episodes and hops.
 
     A workspace detected before these tables existed starts them from its published alerts.
     """
@@ -436,10 +676,6 @@ def _ensure_raw(con) -> None:
     for raw, published in _RAW:
         if raw not in have:
             con.execute(f"CREATE TABLE {raw} AS SELECT * FROM {published}").fetchall()
-    if "detect_pt_episodes" not in have:
-        con.execute(
-            "CREATE TABLE detect_pt_episodes (acct UBIGINT, b BIGINT, first_ts TIMESTAMP, in_amt DOUBLE)"
-        ).fetchall()
     if "detect_in_totals" not in have:
         # no key: an index costs more to keep up (1.7 s per rebuild at 10 M) than the joins it would save
         con.execute("CREATE TABLE detect_in_totals (acct UBIGINT, in_amt DECIMAL(38, 4))").fetchall()
@@ -478,88 +714,148 @@ def _update_in_totals(con, max_batch: int, rebuild: bool) -> None:
     con.execute("INSERT INTO detect_in_state VALUES ($m)", {"m": max_batch})
 
 
-def _store(ws, engine, settings: DetectSettings, plan: _Plan, results, wanted: list[str], pt_cutoff, timings) -> None:
-    """Replace the recomputed part of the raw alerts and of the pass-through profile, then publish.
+def _store(ws, engine, settings: DetectSettings, plan: _Plan, results: list[_Result], wanted: list[str], clock) -> None:
+    """Replace the recomputed part of the raw alerts, the stored episodes and hops, then publish.
 
-    Raw alerts are replaced per family: all of them, those from the family's cutoff on, or those from
-    the cutoff on about the touched accounts. The published ``alerts`` are rebuilt from the raw ones
-    by ``queries/detect/corroborate.sql`` on every run, since corroboration looks at each account's
-    whole history (kept up to date in ``detect_pt_episodes`` and ``detect_in_totals``).
+    The published ``alerts`` are rebuilt from the raw ones by ``queries/detect/corroborate.sql`` on every
+    run, since corroboration looks at each account's whole history (kept up to date in
+    ``detect_pt_hits`` and ``detect_in_totals``).
     """
-    combined = concat([d for *_, d in results])
-    engine.register("dx_new_alerts", combined.alerts)
-    engine.register("dx_new_members", combined.members)
-    engine.register("dx_new_evidence", combined.evidence)
-    # Alerts whose mule or hub is a business, merchant, utility ... account are ordinary commerce.
-    innocent = list(settings.innocent_kinds)
-    engine.materialise(
-        "dx_innocent",
-        "SELECT DISTINCT m.alert_id FROM dx_new_members m JOIN accounts a ON a.account_id = m.account_id "
-        "WHERE m.role IN ('mule', 'hub') AND lower(a.kind) IN (SELECT unnest($kinds))",
-        {"kinds": innocent or [""]},
-    )
-    detected_at = _now()
-    has_pt = engine.table_exists("pt_hits")
+    with clock.part("store_alerts"):
+        combined = concat([r.detection for r in results])
+        engine.register("dx_new_alerts", combined.alerts)
+        engine.register("dx_new_members", combined.members)
+        engine.register("dx_new_evidence", combined.evidence)
+        # Alerts whose mule or hub is a business, merchant, utility ... account are ordinary commerce.
+        innocent = list(settings.innocent_kinds)
+        engine.materialise(
+            "dx_innocent",
+            "SELECT DISTINCT m.alert_id FROM dx_new_members m JOIN accounts a ON a.account_id = m.account_id "
+            "WHERE m.role IN ('mule', 'hub') AND lower(a.kind) IN (SELECT unnest($kinds))",
+            {"kinds": innocent or [""]},
+        )
     with ws.transaction() as con:
-        gone, params = [], {}
-        for i, (fam, cutoff, by_account, _) in enumerate(results):
-            params[f"t{i}"] = [t for t in fam.typologies if t in wanted]
-            where = f"typology IN (SELECT unnest($t{i}))"
-            if cutoff is not None:
-                where += f" AND start_ts >= $c{i}"
-                params[f"c{i}"] = cutoff
-            if by_account:
-                where += (
-                    f" AND alert_id IN (SELECT alert_id FROM detect_raw_members WHERE role = $r{i}"
-                    " AND account_id IN (SELECT account_id FROM dx_touched))"
-                )
-                params[f"r{i}"] = fam.key_role
-            gone.append(f"SELECT alert_id FROM detect_raw_alerts WHERE {where}")
-        if gone:
-            con.execute("CREATE OR REPLACE TEMP TABLE dx_gone AS " + " UNION ALL ".join(gone), params)
-            con.execute("DELETE FROM detect_raw_members WHERE alert_id IN (SELECT alert_id FROM dx_gone)")
-            con.execute("DELETE FROM detect_raw_evidence WHERE alert_id IN (SELECT alert_id FROM dx_gone)")
-            con.execute("DELETE FROM detect_raw_alerts WHERE alert_id IN (SELECT alert_id FROM dx_gone)")
-        keep = "alert_id NOT IN (SELECT alert_id FROM dx_innocent)"
-        con.execute(
-            "INSERT INTO detect_raw_alerts SELECT alert_id, typology, score, start_ts, end_ts, amount, n_accounts, "
-            f"n_txns, summary, $at FROM dx_new_alerts WHERE {keep}",
-            {"at": detected_at},
-        )
-        con.execute(
-            "INSERT INTO detect_raw_members SELECT alert_id, bank, account, account_id, role, level "
-            f"FROM dx_new_members WHERE {keep}"
-        )
-        con.execute(
-            f"INSERT INTO detect_raw_evidence SELECT DISTINCT alert_id, txn_id FROM dx_new_evidence WHERE {keep}"
-        )
-        # The pass-through profile: every episode's money in, replaced from the same cutoff as pass_through.
-        if has_pt and plan.mode == "full":
-            con.execute("DELETE FROM detect_pt_episodes")
-            con.execute("INSERT INTO detect_pt_episodes SELECT acct, b, first_ts, in_amt FROM pt_hits")
-        elif has_pt and pt_cutoff is not None:
-            con.execute("DELETE FROM detect_pt_episodes WHERE first_ts >= $c", {"c": pt_cutoff})
-            con.execute(
-                "INSERT INTO detect_pt_episodes SELECT acct, b, first_ts, in_amt FROM pt_hits WHERE first_ts >= $c",
-                {"c": pt_cutoff},
-            )
-        _update_in_totals(con, plan.max_batch, plan.mode == "full")
-        t0 = time.perf_counter()
-        _publish(con, engine, settings)
-        timings["publish"] = time.perf_counter() - t0
+        with clock.part("store_alerts"):
+            _store_alerts(con, results, wanted)
+        with clock.part("store_state"):
+            _store_state(con, engine, settings, plan, any(r.family.by_hops for r in results))
+        with clock.part("store_totals"):
+            _update_in_totals(con, plan.max_batch, plan.mode == "full")
+        with clock.part("publish"):
+            _publish(con, engine, settings, plan.mode == "full")
     for name in ("dx_new_alerts", "dx_new_members", "dx_new_evidence"):
         ws.con.unregister(name)
 
 
-def _publish(con, engine, settings: DetectSettings) -> None:
-    """Rebuild ``alerts``, ``alert_members``, ``alert_evidence`` from the raw alerts that are corroborated."""
+def _store_alerts(con, results: list[_Result], wanted: list[str]) -> None:
+    """Replace the raw alerts each family recomputed: all of them, those from the family's cutoff on, those
+    from the cutoff on about the touched accounts, or those named in the family's ``gone`` table (chains)."""
+    gone, params = [], {}
+    for i, r in enumerate(results):
+        params[f"t{i}"] = [t for t in r.family.typologies if t in wanted]
+        where = f"typology IN (SELECT unnest($t{i}))"
+        if r.gone is not None:
+            where += f" AND alert_id IN (SELECT alert_id FROM {r.gone})"
+        if r.cutoff is not None:
+            where += f" AND start_ts >= $c{i}"
+            params[f"c{i}"] = r.cutoff
+        if r.key_role is not None:
+            where += (
+                f" AND alert_id IN (SELECT alert_id FROM detect_raw_members WHERE role = $r{i}"
+                " AND account_id IN (SELECT account_id FROM dx_touched))"
+            )
+            params[f"r{i}"] = r.key_role
+        gone.append(f"SELECT alert_id FROM detect_raw_alerts WHERE {where}")
+    if gone:
+        con.execute("CREATE OR REPLACE TEMP TABLE dx_gone AS " + " UNION ALL ".join(gone), params)
+        con.execute("DELETE FROM detect_raw_members WHERE alert_id IN (SELECT alert_id FROM dx_gone)")
+        con.execute("DELETE FROM detect_raw_evidence WHERE alert_id IN (SELECT alert_id FROM dx_gone)")
+        con.execute("DELETE FROM detect_raw_alerts WHERE alert_id IN (SELECT alert_id FROM dx_gone)")
+    keep = "alert_id NOT IN (SELECT alert_id FROM dx_innocent)"
+    con.execute(
+        "INSERT INTO detect_raw_alerts SELECT alert_id, typology, score, start_ts, end_ts, amount, n_accounts, "
+        f"n_txns, summary, $at FROM dx_new_alerts WHERE {keep}",
+        {"at": _now()},
+    )
+    con.execute(
+        "INSERT INTO detect_raw_members SELECT alert_id, bank, account, account_id, role, level "
+        f"FROM dx_new_members WHERE {keep}"
+    )
+    con.execute(f"INSERT INTO detect_raw_evidence SELECT DISTINCT alert_id, txn_id FROM dx_new_evidence WHERE {keep}")
+
+
+def _store_state(con, engine, settings: DetectSettings, plan: _Plan, chain_ran: bool) -> None:
+    """Every pass-through episode and chain hop: all replaced by a full run, those of the touched accounts
+    from the pass-through cutoff on by an incremental one; the names learnt; then the state's format."""
+    full = plan.mode == "full"
+    scope = "b >= $cb AND acct IN (SELECT account_id FROM dx_touched)"
+    cb = {"cb": _bucket(_pt_cutoff(settings, plan.since), settings.dwell_hours)} if plan.since else {}
+    if full and engine.table_exists("pt_hits"):
+        con.execute("CREATE OR REPLACE TABLE detect_pt_hits AS SELECT * FROM pt_hits")
+    elif not full and engine.table_exists("dx_pt_new"):
+        con.execute(f"DELETE FROM detect_pt_hits WHERE {scope}", cb)
+        con.execute("INSERT INTO detect_pt_hits BY NAME SELECT * FROM dx_pt_new")
+    if chain_ran and full:
+        con.execute("CREATE OR REPLACE TABLE detect_chain_hops AS SELECT * FROM dx_chain_new")
+    elif chain_ran:
+        con.execute(f"DELETE FROM detect_chain_hops WHERE {scope}", cb)
+        con.execute("INSERT INTO detect_chain_hops BY NAME SELECT * FROM dx_chain_new")
+    if engine.table_exists("dx_names"):  # names never change (an id is a hash of them): only new ones are added
+        con.execute(
+            "INSERT INTO detect_names SELECT account_id, bank, account FROM dx_names "
+            "WHERE account_id NOT IN (SELECT account_id FROM detect_names)"
+        )
+    con.execute("INSERT OR REPLACE INTO detect_state VALUES ('format', $v)", {"v": _STATE})
+
+
+def _publish(con, engine, settings: DetectSettings, full: bool) -> None:
+    """Bring ``alerts``, ``alert_members``, ``alert_evidence`` to the raw alerts that are corroborated.
+
+    A full run rewrites them. An incremental run writes only the difference: alerts no longer kept or
+    whose raw alert was replaced (``dx_gone``, ``dx_new_alerts``) go with their evidence, kept ones not
+    published yet come in with theirs, and members are matched row by row (corroboration can change
+    an unchanged alert's listed members when an account's history changed).
+    """
     q = queries.get("detect_corroborate")
     engine.run_steps(q.steps, q.bind(params_for(q, settings)))
-    con.execute("DELETE FROM alert_members")
-    con.execute("DELETE FROM alert_evidence")
-    con.execute("DELETE FROM alerts")
-    con.execute("INSERT INTO alerts SELECT * FROM detect_raw_alerts WHERE alert_id IN (SELECT alert_id FROM dc_keep)")
-    con.execute("INSERT INTO alert_members SELECT * FROM dc_members")
+    if full:
+        con.execute("DELETE FROM alert_members")
+        con.execute("DELETE FROM alert_evidence")
+        con.execute("DELETE FROM alerts")
+        con.execute(
+            "INSERT INTO alerts SELECT * FROM detect_raw_alerts WHERE alert_id IN (SELECT alert_id FROM dc_keep)"
+        )
+        con.execute("INSERT INTO alert_members SELECT * FROM dc_members")
+        con.execute(
+            "INSERT INTO alert_evidence SELECT * FROM detect_raw_evidence "
+            "WHERE alert_id IN (SELECT alert_id FROM dc_keep)"
+        )
+        return
+    replaced = "SELECT alert_id FROM dx_new_alerts"
+    if engine.table_exists("dx_gone"):
+        replaced += " UNION SELECT alert_id FROM dx_gone"
     con.execute(
-        "INSERT INTO alert_evidence SELECT * FROM detect_raw_evidence WHERE alert_id IN (SELECT alert_id FROM dc_keep)"
+        "CREATE OR REPLACE TEMP TABLE dx_unpublish AS SELECT alert_id FROM alerts "
+        f"WHERE alert_id NOT IN (SELECT alert_id FROM dc_keep) OR alert_id IN ({replaced})"
     )
+    con.execute("DELETE FROM alert_evidence WHERE alert_id IN (SELECT alert_id FROM dx_unpublish)")
+    con.execute("DELETE FROM alerts WHERE alert_id IN (SELECT alert_id FROM dx_unpublish)")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE dx_publish AS SELECT alert_id FROM dc_keep "
+        "WHERE alert_id NOT IN (SELECT alert_id FROM alerts)"
+    )
+    con.execute(
+        "INSERT INTO alerts SELECT * FROM detect_raw_alerts WHERE alert_id IN (SELECT alert_id FROM dx_publish)"
+    )
+    con.execute(
+        "INSERT INTO alert_evidence SELECT * FROM detect_raw_evidence "
+        "WHERE alert_id IN (SELECT alert_id FROM dx_publish)"
+    )
+    con.execute(
+        """DELETE FROM alert_members WHERE rowid IN (
+             SELECT m.rowid FROM alert_members m
+             LEFT JOIN dc_members d ON d.alert_id = m.alert_id AND d.account_id = m.account_id AND d.role = m.role
+               AND d.bank = m.bank AND d.account = m.account AND d.level IS NOT DISTINCT FROM m.level
+             WHERE d.alert_id IS NULL)"""
+    )
+    con.execute("INSERT INTO alert_members SELECT * FROM dc_members EXCEPT SELECT * FROM alert_members")

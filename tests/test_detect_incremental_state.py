@@ -1,0 +1,176 @@
+"""The stored state of incremental detection: pass-through episodes per account and chain hops.
+
+An incremental run recomputes the episodes of the accounts new payments touched (and of their
+holders' other accounts), keeps every other stored episode, and walks again only the chains whose walk
+reaches a hop that changed. Each case checks the stored raw alerts, episodes and hops against a full
+run over the same batches, and that the shortcut was taken.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from fundtrace.detect import _can_wake, run
+from fundtrace.workspace import Workspace
+from test_detect_helpers import fill, snapshot
+from test_detect_incremental import SETTINGS
+
+_NOISE = [(f"n{k}", 2000 + 37 * k, f"p{k % 9}", f"p{(k + 4) % 9}", 40.0 + k) for k in range(30)]
+
+
+def _state(ws) -> tuple:
+    """Everything a detection run stores: published and raw alerts, episodes, hops."""
+    con = ws.con
+
+    def rows(sql: str) -> list:
+        return con.execute(sql).fetchall()
+
+    return (
+        snapshot(ws),
+        rows(
+            "SELECT alert_id, typology, round(score, 9), start_ts, end_ts, amount, n_accounts, n_txns, summary "
+            "FROM detect_raw_alerts ORDER BY ALL"
+        ),
+        rows("SELECT * FROM detect_raw_members ORDER BY ALL"),
+        rows("SELECT * FROM detect_raw_evidence ORDER BY ALL"),
+        rows(
+            "SELECT acct, b, n_in, n_out, round(in_amt, 4), round(out_amt, 4), first_in, last_in, last_out, "
+            "round(score, 9) FROM detect_pt_hits ORDER BY ALL"
+        ),
+        rows("SELECT * FROM detect_chain_hops ORDER BY ALL"),
+    )
+
+
+def _full(path, batches, accounts=None) -> tuple:
+    with Workspace(path) as ws:
+        for i, rows in enumerate(batches, start=1):
+            fill(ws, rows, batch_id=i, accounts=accounts if i == 1 else None)
+        run(ws, SETTINGS, full=True)
+        return _state(ws)
+
+
+def _incremental(path, batches, accounts=None, before_last=None) -> tuple[tuple, dict]:
+    with Workspace(path) as ws:
+        result = {}
+        for i, rows in enumerate(batches, start=1):
+            fill(ws, rows, batch_id=i, accounts=accounts if i == 1 else None)
+            if i == len(batches) and before_last:
+                before_last(ws)
+            result = run(ws, SETTINGS)
+            assert result["mode"] == ("full" if i == 1 else "incremental")
+        return _state(ws), result
+
+
+def _key(ws, account: str) -> int:
+    return ws.con.execute("SELECT account_key('b', ?)", [account]).fetchall()[0][0]
+
+
+def _raw(state: tuple, typology: str) -> list:
+    return [a for a in state[1] if a[1] == typology]
+
+
+def test_a_chain_extended_by_a_later_batch(tmp_path):
+    first = [("c0", 0, "v", "m1", 5000.0), ("c1", 30, "m1", "m2", 4900.0), ("c2", 60, "m2", "m3", 4800.0)]
+    later = [("c3", 90, "m3", "m4", 4700.0), ("c4", 120, "m4", "z", 4600.0)]
+    got, result = _incremental(tmp_path / "i.duckdb", [first + _NOISE, later])
+    expected = _full(tmp_path / "f.duckdb", [first + _NOISE, later])
+    assert got == expected
+    (chain,) = _raw(expected, "chain")
+    assert chain[7] == 5  # the root's payment and four hops
+    assert {e[1] for e in expected[3] if e[0] == chain[0]} == {"c0", "c1", "c2", "c3", "c4"}
+    assert result["recomputed"]["chain"] == 1
+    assert len(expected[5]) == 4  # hops through m1, m2, m3 and m4
+
+
+def test_only_chains_reaching_a_changed_hop_are_walked_again(tmp_path):
+    """A chain far from the new payments keeps its stored alert; the walk starts from the changed hops."""
+    old = [("a0", 0, "u", "k1", 8000.0), ("a1", 30, "k1", "k2", 7900.0), ("a2", 60, "k2", "k3", 7800.0)]
+    first = [("c0", 2000, "v", "m1", 5000.0), ("c1", 2030, "m1", "m2", 4900.0), ("c2", 2060, "m2", "m3", 4800.0)]
+    later = [("c3", 2090, "m3", "m4", 4700.0), ("c4", 2120, "m4", "z", 4600.0)]
+    got, result = _incremental(tmp_path / "i.duckdb", [old + first + _NOISE, later])
+    expected = _full(tmp_path / "f.duckdb", [old + first + _NOISE, later])
+    assert got == expected
+    assert len(_raw(expected, "chain")) == 2
+    assert result["recomputed"]["chain"] == 1  # only the chain the new hops extend
+
+
+def test_a_stored_episode_invalidated_by_a_late_payment(tmp_path):
+    """A late payment out of a mule breaks its episode (more left than came in): the episode, its
+    pass-through alert, its hops and the chain through it go, as in a full run."""
+    first = [
+        ("c0", 0, "v", "m1", 5000.0), ("c1", 30, "m1", "m2", 4900.0), ("c2", 60, "m2", "m3", 4800.0),
+        ("c3", 90, "m3", "z", 4700.0),
+    ]  # fmt: skip
+    late = [("x0", 45, "m2", "w", 9000.0)]
+    with Workspace(tmp_path / "a.duckdb") as ws:
+        fill(ws, first + _NOISE, batch_id=1)
+        run(ws, SETTINGS)
+        m2 = _key(ws, "m2")
+        before = _state(ws)
+    assert any(h[0] == m2 for h in before[4]) and _raw(before, "chain")
+    got, _ = _incremental(tmp_path / "i.duckdb", [first + _NOISE, late])
+    expected = _full(tmp_path / "f.duckdb", [first + _NOISE, late])
+    assert got == expected
+    assert not any(h[0] == m2 for h in expected[4])
+    assert not any(h[4] == m2 for h in expected[5])
+    assert {a[0] for a in _raw(expected, "chain")} < {a[0] for a in _raw(before, "chain")} or not _raw(
+        expected, "chain"
+    )
+
+
+def test_episodes_of_untouched_accounts_are_left_alone(tmp_path):
+    """The stored episodes of accounts no new payment touches are kept as stored; those of touched
+    accounts from the pass-through cutoff on are recomputed (a stored value changed by hand shows which)."""
+    first = [
+        ("a0", 0, "v1", "A", 3000.0), ("a1", 40, "A", "w1", 2950.0),  # A passes money through, early on
+        ("b0", 1000, "v2", "B", 2000.0), ("b1", 1040, "B", "w2", 1960.0),  # B too, later
+    ]  # fmt: skip
+    later = [("b2", 1100, "v3", "B", 700.0), ("b3", 1130, "B", "w3", 690.0)]
+
+    def tamper(ws):
+        ws.con.execute("UPDATE detect_pt_hits SET score = -1").fetchall()
+
+    got, _ = _incremental(tmp_path / "i.duckdb", [first + _NOISE, later], before_last=tamper)
+    expected = _full(tmp_path / "f.duckdb", [first + _NOISE, later])
+    with Workspace(tmp_path / "i.duckdb") as ws:
+        a, b = _key(ws, "A"), _key(ws, "B")
+    scores = {h[0]: h[9] for h in got[4]}
+    assert scores[a] == -1  # untouched: the stored episode as it was
+    assert scores[b] > 0  # touched: recomputed (and now holds the later payments)
+    assert got[:4] == expected[:4]  # the alerts do not depend on the tampered score
+    assert {h[0]: h[3] for h in expected[4]}[b] == 2  # B's episode counts both payments out
+
+
+def test_a_holders_other_account_counts_as_touched(tmp_path):
+    """h1 -> h2 is a transfer between one holder's accounts: evidence only when the money transits the holder.
+    A later payment out of h2 makes it so, which gives h1 (untouched by the batch) a pass-through episode."""
+    accounts = [{"account": "h1", "holder_id": "H"}, {"account": "h2", "holder_id": "H"}]
+    first = [("h0", 0, "v", "h1", 1000.0), ("h1", 10, "h1", "h2", 990.0)]
+    later = [("h2", 30, "h2", "z", 980.0)]
+    got, _ = _incremental(tmp_path / "i.duckdb", [first + _NOISE, later], accounts)
+    expected = _full(tmp_path / "f.duckdb", [first + _NOISE, later], accounts)
+    assert got == expected
+    with Workspace(tmp_path / "f.duckdb") as ws:
+        h1 = _key(ws, "h1")
+    assert any(h[0] == h1 for h in expected[4])
+
+
+def test_dormant_accounts_need_payments_spanning_the_dormancy(tmp_path):
+    """With less history than dormant_days no account can wake up: the incremental run skips the detector's
+    scan of earlier payments and stores what a full run stores; with enough history the detector runs."""
+    first = [("c0", 0, "v", "m1", 5000.0), ("c1", 30, "m1", "m2", 4900.0)] + _NOISE
+    later = [(f"q{j}", 4000 + 20 * j, "q", f"p{j}", 900.0) for j in range(5)]
+    long_quiet = dataclasses.replace(SETTINGS, dormant_days=30)
+    with Workspace(tmp_path / "a.duckdb") as ws:
+        fill(ws, first, batch_id=1)
+        run(ws, long_quiet)
+        fill(ws, later, batch_id=2)
+        assert not _can_wake(ws.con, long_quiet) and _can_wake(ws.con, SETTINGS)
+        r = run(ws, long_quiet)
+        assert r["mode"] == "incremental" and r["recomputed"]["dormant_active"] == 0
+        got = snapshot(ws)
+    with Workspace(tmp_path / "f.duckdb") as ws:
+        fill(ws, first, batch_id=1)
+        fill(ws, later, batch_id=2)
+        run(ws, long_quiet, full=True)
+        assert snapshot(ws) == got
