@@ -494,9 +494,9 @@ def _key_hash_repeats(con: duckdb.DuckDBPyConnection, kind: Kind, batch_id: int)
     """Whether the 64-bit hash of the key repeats among the batch's rows: a screen, since equal
     keys have equal hashes; a repeat is then checked by the real key.
 
-    The hashes are fetched as one integer array and sorted in NumPy: at 10 M rows that costs about
-    0.6 CPU seconds, a third of a 10 M-group hash aggregate in DuckDB (which also spilled under
-    the load's memory limit)."""
+    The hashes are fetched as one integer array (8 bytes a row) and sorted in NumPy: at 10 M rows
+    about 0.45 s and 0.65 CPU seconds, against 0.9-1.3 s and 1.7-1.9 CPU seconds for grouping
+    them in DuckDB (a hash table of 10 M groups)."""
     import numpy as np
 
     hashed = f"hash({', '.join(ident(k) for k in kind.key)})"
