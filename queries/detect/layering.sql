@@ -2,7 +2,7 @@
 -- kind: detect
 -- description: Scatter-gather (one source pays many intermediates that all pay one sink), gather-scatter (many pay one hub that then pays many), within a window of two layering buckets.
 -- inputs: dt_tx (detect_prep)
--- outputs: ly_acct(acct, n_in, n_out); ly_hub(acct, b): hub buckets; sg_paths: two-hop paths; gs_out: windows of payments out; gs_cand: candidate hub windows; sg_hits(src, sink, b, n_mid, ...) with sg_ev (their payments); gs_hits(hub, b, ...). Every step reads dt_tx itself, leaving out hub payments as it goes (no copy of the payments: at 10 M payments one cost ~370 MB beside dt_tx and pushed the joins to spill).
+-- outputs: ly_acct(acct, n): accounts with more than layer_max payments; ly_hub(acct, b): hub buckets; sg_paths: two-hop paths; gs_out: windows of payments out; gs_cand: candidate hub windows; sg_hits(src, sink, b, n_mid, ...) with sg_ev (their payments); gs_hits(hub, b, ...). Every step reads dt_tx itself, leaving out hub payments as it goes (no copy of the payments: at 10 M payments one cost ~370 MB beside dt_tx and pushed the joins to spill).
 -- param: layer_window_hours DOUBLE = 72  Width of a layering bucket; a pattern is looked for in a bucket and the next one.
 -- param: layer_min DOUBLE = 3  Fewest distinct intermediates (scatter-gather) or counterparties on each side (gather-scatter).
 -- param: layer_max DOUBLE = 60  An intermediate or hub with more counterparties than this in a bucket is a business hub and is left out.
@@ -13,21 +13,17 @@
 -- param: keep_max DOUBLE = 0.2  The largest share of the money gathered that may stay behind.
 -- param: over_max DOUBLE = 0.1  How much more may leave than was gathered.
 -- step: ly_acct
--- Payments in and out per account over everything read: one row per account (cheap), for the hub test.
-SELECT acct, sum(n_in) AS n_in, sum(n_out) AS n_out FROM (
-  SELECT dst_id AS acct, count(*) AS n_in, 0 AS n_out FROM dt_tx GROUP BY 1
-  UNION ALL
-  SELECT src_id, 0, count(*) FROM dt_tx GROUP BY 1
-) GROUP BY acct
+-- Accounts with more than layer_max payments in and out over everything read: only they can have a hub bucket.
+-- One count per account over both ends; the few busy accounts are kept.
+SELECT acct, count(*) AS n FROM (SELECT src_id AS acct FROM dt_tx UNION ALL SELECT dst_id FROM dt_tx)
+GROUP BY acct
+HAVING count(*) > $layer_max
 -- step: ly_hub
--- Hub buckets: more than layer_max payments in and out in a bucket. Only an account with more than that in
--- all can have one, so only those few accounts are counted per bucket.
+-- Hub buckets: more than layer_max payments in and out in a bucket, counted per bucket for the busy accounts.
 SELECT acct, b FROM (
-  SELECT src_id AS acct, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx
-  WHERE src_id IN (SELECT acct FROM ly_acct WHERE n_in + n_out > $layer_max)
+  SELECT src_id AS acct, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx WHERE src_id IN (SELECT acct FROM ly_acct)
   UNION ALL
-  SELECT dst_id, t // CAST($layer_window_hours * 3600e6 AS BIGINT) FROM dt_tx
-  WHERE dst_id IN (SELECT acct FROM ly_acct WHERE n_in + n_out > $layer_max)
+  SELECT dst_id, t // CAST($layer_window_hours * 3600e6 AS BIGINT) FROM dt_tx WHERE dst_id IN (SELECT acct FROM ly_acct)
 ) GROUP BY acct, b
 HAVING count(*) > $layer_max
 -- step: sg_paths
@@ -107,7 +103,13 @@ WHERE s.acct IS NULL AND m.acct IS NULL
 -- Windows anchored at the bucket of their first payment, so that a window depends only on later payments.
 SELECT src, sink, wb AS b, count(DISTINCT mid) AS n_mid, min(t1) AS first_t, max(t2) AS last_t,
        list(DISTINCT mid) AS mids, sum(a1) AS amt
-FROM (SELECT *, b - k AS wb FROM sg_paths CROSS JOIN (VALUES (0), (1)) AS ks(k))
+FROM (
+  SELECT p.*, p.b - k AS wb FROM sg_paths p
+  -- only pairs with layer_min paths in all can have layer_min distinct intermediates (most have one path)
+  JOIN (SELECT src, sink FROM sg_paths GROUP BY src, sink HAVING count(*) >= $layer_min) q
+    ON q.src = p.src AND q.sink = p.sink
+  CROSS JOIN (VALUES (0), (1)) AS ks(k)
+)
 GROUP BY src, sink, wb
 HAVING count(DISTINCT mid) >= $layer_min
    AND min(t1) // CAST($layer_window_hours * 3600e6 AS BIGINT) = wb
