@@ -279,3 +279,28 @@ def test_layering_matches_brute_force(tmp_path, seed, options):
     assert got_gs == gs
     assert con.execute("SELECT count(*) FROM ly_hub").fetchall()[0][0] or settings.layer_max > 100  # hubs left out
     ws.close()
+
+
+@pytest.mark.parametrize("case", [0, 2])
+def test_bipartite_hub_buckets_alone_equal_layerings(tmp_path, case):
+    """Run alone, bipartite counts the hub buckets of its pass-through accounts itself; after layering it takes
+    them from layering's ly_hub (every account's): the same alerts either way, the hub case (2) left out."""
+    import json
+    from pathlib import Path
+
+    from fundtrace.detect.bipartite import detect_bipartite
+    from fundtrace.detect.sqlfamilies import detect_layering
+
+    data = json.loads((Path(__file__).parent / "test_detect_cases" / "bipartite.json").read_text())
+    rows = [tuple(r) for r in data["cases"][case]["rows"]]
+    found = []
+    for after_layering in (False, True):
+        (tmp_path / str(after_layering)).mkdir()
+        ws, engine = _engine_for(tmp_path / str(after_layering), rows, DetectSettings())
+        if after_layering:
+            detect_layering(engine, DetectSettings())
+            assert ws.con.execute("SELECT count(*) FROM ly_hub").fetchall()[0][0] == (case == 2)
+        found.append(sorted(detect_bipartite(engine, DetectSettings()).alerts["alert_id"].to_pylist()))
+        ws.close()
+    assert found[0] == found[1]
+    assert len(found[0]) == (case == 0)
