@@ -32,9 +32,9 @@ HAVING count(*) > $layer_max
 -- A hash join keyed on mid and (bucket, amount band) packed in one integer: the payments out are its build
 -- side, each once; each payment in probes its own bucket and the next (a window after it reaches no further)
 -- and the one or two amount bands its tolerance reaches. Bands are logarithmic and wider than the tolerance's
--- span, so that a band only prunes pairs the amount test rejects (1e-9 of slack against rounding); q is -7..23
--- for any DECIMAL(18, 4) amount, so bucket * 128 + q + 64 is unique; a tolerance of 0.9 or more (no useful lower
--- bound) puts every amount in one band. Without bands the join matched ~16 M pairs at 10 M payments for 0.6 M
+-- span, so that a band only prunes pairs the amount test rejects (1e-9 of slack against rounding); bands lie
+-- within -9..24 for any positive DECIMAL(18, 4) amount, so bucket * 128 + band + 64 is unique; a tolerance of 0.9
+-- or more (no useful lower bound) puts every amount in one band. Without bands the join matched ~16 M pairs at 10 M payments for 0.6 M
 -- paths. Two halves by mid (ids are hashes: < 2^63 and the rest; a modulo filter misled the planner's estimates
 -- into hashing the payments instead of the hubs), one after the other, so that each build side fits the memory
 -- limit beside dt_tx. The payments in leave out hub payments after the join, which also keeps the planner's
