@@ -1,20 +1,37 @@
 -- name: detect_bipartite_candidates
 -- kind: detect
 -- description: Candidate edges of bipartite layers: within a window of two layering buckets, payments between accounts that passed money through near that window (pt_hits: an episode that ended at most a dwell window before the window starts and started before it ends), where the payer pays two or more such payees that are each paid by layer_min or more such payers (trimmed twice); hubs left out. Components and density are checked in Python on these few edges.
--- inputs: dt_tx (detect_prep), pt_hits (detect_pass_through), ly_hub (detect_layering: hub buckets)
--- outputs: bp_edges(src, dst, wb, n, amt, first_t, last_t, txns)
+-- inputs: dt_tx (detect_prep), pt_hits (detect_pass_through)
+-- outputs: bp_hub(acct, b): the hub buckets of accounts with a pass-through episode (detect_bipartite takes them from layering's ly_hub when that ran); bp_edges(src, dst, wb, n, amt, first_t, last_t, txns)
 -- param: layer_window_hours DOUBLE = 72  Width of a layering bucket; a window is a bucket and the next one.
 -- param: layer_min DOUBLE = 3  Fewest payers paying the same payees.
 -- param: layer_max DOUBLE = 60  An account with more payments than this in a bucket is a hub and left out.
 -- param: dwell_hours DOUBLE = 48  How long before a window a pass-through episode of a member may have ended.
+-- step: bp_busy
+-- Accounts with a pass-through episode and more than layer_max payments in and out: only they can be hubs
+-- among the accounts this detector looks at (layering's ly_acct counts every account).
+SELECT acct, count(*) AS n FROM (
+  SELECT src_id AS acct FROM dt_tx WHERE src_id IN (SELECT acct FROM pt_hits)
+  UNION ALL
+  SELECT dst_id FROM dt_tx WHERE dst_id IN (SELECT acct FROM pt_hits)
+) GROUP BY acct
+HAVING count(*) > $layer_max
+-- step: bp_hub
+-- Their hub buckets, as layering's ly_hub counts them: more than layer_max payments in and out in a bucket.
+SELECT acct, b FROM (
+  SELECT src_id AS acct, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx WHERE src_id IN (SELECT acct FROM bp_busy)
+  UNION ALL
+  SELECT dst_id, t // CAST($layer_window_hours * 3600e6 AS BIGINT) FROM dt_tx WHERE dst_id IN (SELECT acct FROM bp_busy)
+) GROUP BY acct, b
+HAVING count(*) > $layer_max
 -- step: bp_tx
 -- Payments between accounts with a pass-through episode, neither end a hub in the payment's bucket, each
 -- listed in both windows it belongs to (window wb is layering buckets wb and wb + 1).
 SELECT x.txn_id, x.t, x.src_id AS src, x.dst_id AS dst, x.amt, x.b - k AS wb
 FROM (SELECT txn_id, t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx
       WHERE src_id IN (SELECT acct FROM pt_hits) AND dst_id IN (SELECT acct FROM pt_hits)) x
-LEFT JOIN ly_hub s ON s.acct = x.src_id AND s.b = x.b
-LEFT JOIN ly_hub d ON d.acct = x.dst_id AND d.b = x.b
+LEFT JOIN bp_hub s ON s.acct = x.src_id AND s.b = x.b
+LEFT JOIN bp_hub d ON d.acct = x.dst_id AND d.b = x.b
 CROSS JOIN (VALUES (0), (1)) AS ks(k)
 WHERE s.acct IS NULL AND d.acct IS NULL
 -- step: bp_pt

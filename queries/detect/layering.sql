@@ -2,7 +2,7 @@
 -- kind: detect
 -- description: Scatter-gather (one source pays many intermediates that all pay one sink), gather-scatter (many pay one hub that then pays many), within a window of two layering buckets.
 -- inputs: dt_tx (detect_prep)
--- outputs: ly_acct(acct, n_in, n_out); ly_hub(acct, b): hub buckets; gs_in/gs_out: per-bucket payments in, windows of payments out; sg_hits(src, sink, b, n_mid, ...) with sg_ev (their payments); gs_hits(hub, b, ...).
+-- outputs: ly_acct(acct, n): accounts with more than layer_max payments; ly_hub(acct, b): hub buckets; sg_paths: two-hop paths; gs_out: windows of payments out; gs_cand: candidate hub windows; sg_hits(src, sink, b, n_mid, ...) with sg_ev (their payments); gs_hits(hub, b, ...). Every step reads dt_tx itself, leaving out hub payments as it goes (no copy of the payments: at 10 M payments one cost ~370 MB beside dt_tx and pushed the joins to spill).
 -- param: layer_window_hours DOUBLE = 72  Width of a layering bucket; a pattern is looked for in a bucket and the next one.
 -- param: layer_min DOUBLE = 3  Fewest distinct intermediates (scatter-gather) or counterparties on each side (gather-scatter).
 -- param: layer_max DOUBLE = 60  An intermediate or hub with more counterparties than this in a bucket is a business hub and is left out.
@@ -13,54 +13,103 @@
 -- param: keep_max DOUBLE = 0.2  The largest share of the money gathered that may stay behind.
 -- param: over_max DOUBLE = 0.1  How much more may leave than was gathered.
 -- step: ly_acct
--- Payments in and out per account over everything read: one row per account (cheap), for the hub test and
--- as a necessary condition (a source or hub needs layer_min payments out, a sink layer_min in).
-SELECT acct, sum(n_in) AS n_in, sum(n_out) AS n_out FROM (
-  SELECT dst_id AS acct, count(*) AS n_in, 0 AS n_out FROM dt_tx GROUP BY 1
-  UNION ALL
-  SELECT src_id, 0, count(*) FROM dt_tx GROUP BY 1
-) GROUP BY acct
+-- Accounts with more than layer_max payments in and out over everything read: only they can have a hub bucket.
+-- One count per account over both ends; the few busy accounts are kept.
+SELECT acct, count(*) AS n FROM (SELECT src_id AS acct FROM dt_tx UNION ALL SELECT dst_id FROM dt_tx)
+GROUP BY acct
+HAVING count(*) > $layer_max
 -- step: ly_hub
--- Hub buckets: more than layer_max payments in and out in a bucket. Only an account with more than that in
--- all can have one, so only those few accounts are counted per bucket.
+-- Hub buckets: more than layer_max payments in and out in a bucket, counted per bucket for the busy accounts.
 SELECT acct, b FROM (
-  SELECT src_id AS acct, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx
-  WHERE src_id IN (SELECT acct FROM ly_acct WHERE n_in + n_out > $layer_max)
+  SELECT src_id AS acct, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx WHERE src_id IN (SELECT acct FROM ly_acct)
   UNION ALL
-  SELECT dst_id, t // CAST($layer_window_hours * 3600e6 AS BIGINT) FROM dt_tx
-  WHERE dst_id IN (SELECT acct FROM ly_acct WHERE n_in + n_out > $layer_max)
+  SELECT dst_id, t // CAST($layer_window_hours * 3600e6 AS BIGINT) FROM dt_tx WHERE dst_id IN (SELECT acct FROM ly_acct)
 ) GROUP BY acct, b
 HAVING count(*) > $layer_max
--- step: ly_tx
--- Payments between accounts that are not hubs in that bucket, with their bucket (ly_hub is small: a hash
--- anti-join by LEFT JOIN ... IS NULL; NOT EXISTS on the computed bucket ran 4x slower). No txn_id: the
--- wide steps below need none, and the few hits look theirs up (sg_ev, gs_tx) by payer, payee, time and amount,
--- all that any test here reads of a payment.
-SELECT x.t, x.src_id, x.dst_id, x.amt, x.b
-FROM (SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx) x
-LEFT JOIN ly_hub s ON s.acct = x.src_id AND s.b = x.b
-LEFT JOIN ly_hub d ON d.acct = x.dst_id AND d.b = x.b
-WHERE s.acct IS NULL AND d.acct IS NULL
 -- step: sg_paths
--- Two-hop paths src -> mid -> sink, joined on (mid, bucket) against the same and the next bucket. A source
--- needs layer_min payments out and a sink layer_min in (ly_acct), tested on the few paths found rather than on
--- every payment before the join: nearly every account passes, and the join on the narrow payments ran ~1.7x
--- faster at 10 M than the join of the filtered ones.
-SELECT * FROM (
+-- Two-hop paths src -> mid -> sink between payments whose ends are not hubs in their bucket: a payment in
+-- (src -> mid) and one out (mid -> sink) at most a layering window later, amounts within layer_tolerance.
+-- A hash join keyed on mid and (bucket, amount band) packed in one integer: the payments out are its build
+-- side, each once; each payment in probes its own bucket and the next (a window after it reaches no further)
+-- and the one or two amount bands its tolerance reaches. Bands are logarithmic and wider than the tolerance's
+-- span, so that a band only prunes pairs the amount test rejects (1e-9 of slack against rounding); bands lie
+-- within -9..24 for any positive DECIMAL(18, 4) amount, so bucket * 128 + band + 64 is unique; a tolerance of 0.9
+-- or more (no useful lower bound) puts every amount in one band. Without bands the join matched ~16 M pairs at 10 M payments for 0.6 M
+-- paths. Two halves by mid (ids are hashes: < 2^63 and the rest; a modulo filter misled the planner's estimates
+-- into hashing the payments instead of the hubs), one after the other, so that each build side fits the memory
+-- limit beside dt_tx. The payments in leave out hub payments after the join, which also keeps the planner's
+-- estimates pointing at the payments out as the build side. No txn_id: the few hits look theirs up (sg_ev).
+-- A source needs layer_min payments out and a sink layer_min in; a hit's distinct intermediates imply both.
+SELECT p.* FROM (
   SELECT a.src_id AS src, a.dst_id AS mid, c.dst_id AS sink, a.b, a.t AS t1, c.t AS t2, a.amt AS a1, c.amt AS a2
-  FROM ly_tx a
-  JOIN (SELECT src_id, dst_id, t, amt, b - k AS jb FROM ly_tx CROSS JOIN (VALUES (0), (1)) AS ks(k)) c
-    ON c.src_id = a.dst_id AND c.jb = a.b
-  WHERE c.t >= a.t AND c.dst_id <> a.src_id
-    AND c.t <= a.t + CAST($layer_window_hours * 3600e6 AS BIGINT)
-    AND abs(c.amt - a.amt) <= $layer_tolerance * a.amt
-) WHERE src IN (SELECT acct FROM ly_acct WHERE n_out >= $layer_min)
-    AND sink IN (SELECT acct FROM ly_acct WHERE n_in >= $layer_min)
+  FROM (
+    SELECT x.t, x.src_id, x.dst_id, x.amt, x.b, (x.b + kb) * 128 + x.qlo + kq + 64 AS bq
+    FROM (
+      SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
+             CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor((ln(amt) + ln(1 - least(greatest($layer_tolerance, 0), 0.9))) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9))))) - 1e-9) AS BIGINT)
+                  ELSE 0 END AS qlo,
+             CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor((ln(amt) + ln(1 + greatest($layer_tolerance, 0))) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9))))) + 1e-9) AS BIGINT)
+                  ELSE 0 END AS qhi
+      FROM dt_tx WHERE dst_id < CAST(9223372036854775808 AS UBIGINT)
+    ) x
+    CROSS JOIN (VALUES (0, 0), (1, 0), (0, 1), (1, 1)) AS ks(kb, kq)
+    WHERE x.qlo + kq <= x.qhi
+  ) a
+  JOIN (
+    SELECT x.t, x.src_id, x.dst_id, x.amt,
+           x.b * 128 + CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor(ln(x.amt) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9)))))) AS BIGINT) ELSE 0 END + 64 AS bq
+    FROM (SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx WHERE src_id < CAST(9223372036854775808 AS UBIGINT)) x
+    LEFT JOIN ly_hub s ON s.acct = x.src_id AND s.b = x.b
+    LEFT JOIN ly_hub d ON d.acct = x.dst_id AND d.b = x.b
+    WHERE s.acct IS NULL AND d.acct IS NULL
+  ) c ON c.src_id = a.dst_id AND c.bq = a.bq
+  WHERE c.t >= a.t AND c.t <= a.t + CAST($layer_window_hours * 3600e6 AS BIGINT)
+    AND c.dst_id <> a.src_id AND abs(c.amt - a.amt) <= $layer_tolerance * a.amt
+) p
+LEFT JOIN ly_hub s ON s.acct = p.src AND s.b = p.b
+LEFT JOIN ly_hub m ON m.acct = p.mid AND m.b = p.b
+WHERE s.acct IS NULL AND m.acct IS NULL
+UNION ALL
+SELECT p.* FROM (
+  SELECT a.src_id AS src, a.dst_id AS mid, c.dst_id AS sink, a.b, a.t AS t1, c.t AS t2, a.amt AS a1, c.amt AS a2
+  FROM (
+    SELECT x.t, x.src_id, x.dst_id, x.amt, x.b, (x.b + kb) * 128 + x.qlo + kq + 64 AS bq
+    FROM (
+      SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
+             CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor((ln(amt) + ln(1 - least(greatest($layer_tolerance, 0), 0.9))) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9))))) - 1e-9) AS BIGINT)
+                  ELSE 0 END AS qlo,
+             CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor((ln(amt) + ln(1 + greatest($layer_tolerance, 0))) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9))))) + 1e-9) AS BIGINT)
+                  ELSE 0 END AS qhi
+      FROM dt_tx WHERE dst_id >= CAST(9223372036854775808 AS UBIGINT)
+    ) x
+    CROSS JOIN (VALUES (0, 0), (1, 0), (0, 1), (1, 1)) AS ks(kb, kq)
+    WHERE x.qlo + kq <= x.qhi
+  ) a
+  JOIN (
+    SELECT x.t, x.src_id, x.dst_id, x.amt,
+           x.b * 128 + CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor(ln(x.amt) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9)))))) AS BIGINT) ELSE 0 END + 64 AS bq
+    FROM (SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx WHERE src_id >= CAST(9223372036854775808 AS UBIGINT)) x
+    LEFT JOIN ly_hub s ON s.acct = x.src_id AND s.b = x.b
+    LEFT JOIN ly_hub d ON d.acct = x.dst_id AND d.b = x.b
+    WHERE s.acct IS NULL AND d.acct IS NULL
+  ) c ON c.src_id = a.dst_id AND c.bq = a.bq
+  WHERE c.t >= a.t AND c.t <= a.t + CAST($layer_window_hours * 3600e6 AS BIGINT)
+    AND c.dst_id <> a.src_id AND abs(c.amt - a.amt) <= $layer_tolerance * a.amt
+) p
+LEFT JOIN ly_hub s ON s.acct = p.src AND s.b = p.b
+LEFT JOIN ly_hub m ON m.acct = p.mid AND m.b = p.b
+WHERE s.acct IS NULL AND m.acct IS NULL
 -- step: sg_hits
 -- Windows anchored at the bucket of their first payment, so that a window depends only on later payments.
 SELECT src, sink, wb AS b, count(DISTINCT mid) AS n_mid, min(t1) AS first_t, max(t2) AS last_t,
        list(DISTINCT mid) AS mids, sum(a1) AS amt
-FROM (SELECT *, b - k AS wb FROM sg_paths CROSS JOIN (VALUES (0), (1)) AS ks(k))
+FROM (
+  SELECT p.*, p.b - k AS wb FROM sg_paths p
+  -- only pairs with layer_min paths in all can have layer_min distinct intermediates (most have one path)
+  JOIN (SELECT src, sink FROM sg_paths GROUP BY src, sink HAVING count(*) >= $layer_min) q
+    ON q.src = p.src AND q.sink = p.sink
+  CROSS JOIN (VALUES (0), (1)) AS ks(k)
+)
 GROUP BY src, sink, wb
 HAVING count(DISTINCT mid) >= $layer_min
    AND min(t1) // CAST($layer_window_hours * 3600e6 AS BIGINT) = wb
@@ -76,14 +125,18 @@ SELECT src, sink, b, list(DISTINCT txn_id ORDER BY txn_id) AS evidence FROM (
   FROM sg_hits h JOIN sg_paths p ON p.src = h.src AND p.sink = h.sink AND p.b - h.b IN (0, 1)
   JOIN dt_tx x ON x.src_id = p.mid AND x.dst_id = p.sink AND x.t = p.t2 AND x.amt = p.a2
 ) GROUP BY src, sink, b
--- step: gs_in
--- Payments in per account and bucket (how many, how much, the last); gs_out below does the same of payments
--- out and keeps only the windows (a bucket and the next) with layer_min of them. Two narrow group-bys of one
--- side each stay in memory, where one group-by of both sides (~8 M groups of six aggregates at 10 M payments)
--- spilled: the gather-scatter steps ran ~1.6x faster.
-SELECT dst_id AS acct, b, count(*) AS n, sum(amt) AS a, max(t) AS last_t FROM ly_tx GROUP BY dst_id, b
 -- step: gs_out
-WITH o AS (SELECT src_id AS acct, b, count(*) AS n, sum(amt) AS a, min(t) AS first_t FROM ly_tx GROUP BY src_id, b)
+-- Payments out of each account per bucket between accounts that are not hubs in it (how many, how much, the
+-- first), combined into windows (a bucket and the next) with layer_min of them. One narrow group-by of one side:
+-- one group-by of both sides (~8 M groups of six aggregates at 10 M payments) spilled.
+WITH o AS (
+  SELECT x.src_id AS acct, x.b, count(*) AS n, sum(x.amt) AS a, min(x.t) AS first_t
+  FROM (SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx) x
+  LEFT JOIN ly_hub s ON s.acct = x.src_id AND s.b = x.b
+  LEFT JOIN ly_hub d ON d.acct = x.dst_id AND d.b = x.b
+  WHERE s.acct IS NULL AND d.acct IS NULL
+  GROUP BY x.src_id, x.b
+)
 SELECT coalesce(x.acct, y.acct) AS acct, coalesce(x.b, y.b - 1) AS wb,
        coalesce(x.a, 0) + coalesce(y.a, 0) AS a_out, least(x.first_t, y.first_t) AS first_out
 FROM o x FULL JOIN o y ON y.acct = x.acct AND y.b = x.b + 1
@@ -92,14 +145,21 @@ WHERE coalesce(x.n, 0) + coalesce(y.n, 0) >= $layer_min
 -- Hub windows (a bucket with payments and the next) that pass every test of gs_hits except the distinct
 -- counts: enough payments in and out, every one in before every one out, and (gs_balance) out close to in.
 -- Few windows are left for the distinct count (lesson 4). A hit's first payment is one in (every payment out
--- comes after one in), so a window needs payments in in its own bucket; it is looked up from the windows with
--- enough payments out (gs_out, the rarer side).
-SELECT acct, wb FROM (
-  SELECT o.acct, o.wb, o.a_out, o.first_out, x.n + coalesce(y.n, 0) AS n_in, x.a + coalesce(y.a, 0) AS a_in,
-         greatest(x.last_t, y.last_t) AS last_in
-  FROM gs_out o JOIN gs_in x ON x.acct = o.acct AND x.b = o.wb
-  LEFT JOIN gs_in y ON y.acct = o.acct AND y.b = o.wb + 1
-) WHERE n_in >= $gather_min
+-- comes after one in), so a window needs payments in in its own bucket (k = 0). The payments in are joined to
+-- the windows with enough payments out (gs_out, the rarer side, the build side) and summed per window: no
+-- group-by of every account's payments in. Hub payments are dropped after the join, so that the planner's
+-- estimates keep gs_out the build side.
+SELECT i.acct, i.wb FROM (
+  SELECT o.acct, o.wb, any_value(o.a_out) AS a_out, any_value(o.first_out) AS first_out, count(*) AS n_in,
+         sum(x.amt) AS a_in, max(x.t) AS last_in, min(x.k) AS k0
+  FROM gs_out o
+  JOIN (SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b, t // CAST($layer_window_hours * 3600e6 AS BIGINT) - k AS wb, k
+        FROM dt_tx CROSS JOIN (VALUES (0), (1)) AS ks(k)) x ON x.dst_id = o.acct AND x.wb = o.wb
+  LEFT JOIN ly_hub s ON s.acct = x.src_id AND s.b = x.b
+  LEFT JOIN ly_hub d ON d.acct = x.dst_id AND d.b = x.b
+  WHERE s.acct IS NULL AND d.acct IS NULL
+  GROUP BY o.acct, o.wb
+) i WHERE k0 = 0 AND n_in >= $gather_min
     -- With gs_gather_first, gs_hits counts only part of the window's payments: the order and the balance of
     -- the whole window say nothing about that part, so only the counts (upper bounds) prune.
     AND ($gs_gather_first OR (last_in <= first_out

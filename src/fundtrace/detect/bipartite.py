@@ -31,7 +31,7 @@ from fundtrace.detect.base import (
     params_for,
 )
 from fundtrace.detect.settings import DetectSettings
-from fundtrace.detect.sqlfamilies import _ensure_pass_through, release, run_query
+from fundtrace.detect.sqlfamilies import _ensure_pass_through, release
 
 __all__ = ["MIN_DENSITY", "detect_bipartite"]
 
@@ -42,10 +42,12 @@ _EPOCH = datetime(1970, 1, 1)
 def detect_bipartite(engine, settings: DetectSettings) -> Detection:
     """Dense payer x payee blocks (bipartite layering) per window; see the module docstring."""
     _ensure_pass_through(engine, settings)
-    if not engine.table_exists("ly_hub"):  # the hub buckets, from layering's first two steps
-        layering = queries.get("detect_layering")
-        engine.run_steps(layering.steps[:2], layering.bind(params_for(layering, settings)))
-    run_query(engine, "detect_bipartite_candidates", settings)
+    query = queries.get("detect_bipartite_candidates")
+    steps = query.steps
+    if engine.table_exists("ly_hub"):  # layering ran in this session: its hub buckets of every account
+        engine.materialise("bp_hub", "SELECT acct, b FROM ly_hub")
+        steps = [s for s in steps if s[0] not in ("bp_busy", "bp_hub")]
+    engine.run_steps(steps, query.bind(params_for(query, settings)))
     rows = engine.to_arrow("SELECT * FROM bp_edges ORDER BY wb, src, dst").to_pylist()
     release(engine, "detect_bipartite_candidates")
     by_window: dict[int, list[dict]] = {}
