@@ -75,8 +75,9 @@ def test_detectors_release_their_intermediates_and_keep_what_others_read(tmp_pat
 
 
 def test_member_names_are_looked_up_once_per_run(tmp_path):
-    """collect() names members from ``accounts`` when it knows them, else from one pass over the payments
-    that names every account; a later detector finds its members' names in that cache (dx_names)."""
+    """collect() names members from ``accounts`` when it knows them, else from the payments; only alert
+    members are named (not every account), and a later detector finds its members' names in that cache
+    (dx_names). A member that never pays is named from a payment it received."""
     from fundtrace.detect.sqlfamilies import detect_chains, detect_pass_through
     from fundtrace.engine import DuckDBEngine
 
@@ -86,11 +87,13 @@ def test_member_names_are_looked_up_once_per_run(tmp_path):
         fill(ws, rows)
         engine = DuckDBEngine(ws.con)
         pt = detect_pass_through(engine, DetectSettings())
-        named = {r[0] for r in ws.con.execute("SELECT account FROM dx_names").fetchall()}
+        named = dict(ws.con.execute("SELECT account, bank FROM dx_names").fetchall())
         chains = detect_chains(engine, DetectSettings())
         after = ws.con.execute("SELECT count(*) FROM dx_names").fetchall()[0][0]
+        temp = {r[0] for r in ws.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
     assert after == len(named)  # the second detector added nothing: every name was there
-    assert named == {"V", "M1", "M2", "X", "P", "Q"}  # every account, from the one pass
+    assert named == {"V": "b", "M1": "b", "M2": "b", "X": "b"}  # the members only; X only ever receives
+    assert not {"dx_unnamed", "dx_named_by", "dx_hits", "dx_members"} & temp
     for det in (pt, chains):
         assert det.members.num_rows and set(det.members["bank"].to_pylist()) == {"b"}
         assert set(det.members["account"].to_pylist()) <= {"V", "M1", "M2", "X"}
@@ -101,3 +104,22 @@ def test_member_names_are_looked_up_once_per_run(tmp_path):
         pt = detect_pass_through(DuckDBEngine(ws.con), DetectSettings())
         named = {r[0] for r in ws.con.execute("SELECT account FROM dx_names").fetchall()}
     assert named == set(pt.members["account"].to_pylist()) and "P" not in named
+
+
+def test_member_names_come_from_the_right_side_of_a_payment(tmp_path):
+    """A member is named from a payment it made (its payer columns) or, when it never pays, from one it
+    received (its payee columns): each account keeps its own bank and number."""
+    from fundtrace.detect.sqlfamilies import detect_pass_through
+    from fundtrace.engine import DuckDBEngine
+
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        fill(ws, [("o", 0, "P", "Q", 10)])
+        ws.con.execute(
+            "INSERT INTO transactions SELECT id, TIMESTAMP '2024-03-01 09:00' + to_minutes(m), sb, sa, db, da, "
+            "account_key(sb, sa), account_key(db, da), amt, 'CNY', ch, 1 FROM (VALUES "
+            "('v', 0, 'bank1', 'V', 'bank2', 'M', 5000.0, 'transfer'), "
+            "('w', 30, 'bank2', 'M', 'bank3', 'X', 4900.0, 'atm')) AS r(id, m, sb, sa, db, da, amt, ch)"
+        ).fetchall()
+        det = detect_pass_through(DuckDBEngine(ws.con), DetectSettings())
+    names = {(r["account"], r["bank"], r["role"]) for r in det.members.to_pylist()}
+    assert names == {("V", "bank1", "source"), ("M", "bank2", "mule"), ("X", "bank3", "sink")}
