@@ -42,12 +42,14 @@ WHERE o.out_amt >= (1 - $keep_max) * i.in_amt
   AND o.out_amt <= (1 + $over_max) * i.in_amt
   AND least(i.in_amt, o.out_amt) >= $min_amount
 -- step: pt_evidence
-SELECT h.acct, h.b, x.txn_id, x.t, x.src_id, x.dst_id, x.amt, 'in' AS dir
+-- The payments in and out of each episode, with the counterparty and its role.
+SELECT h.acct, h.b, x.txn_id, x.src_id AS cp, 'source' AS role
 FROM pt_hits h JOIN dt_tx x ON x.dst_id = h.acct AND x.t BETWEEN h.first_in AND h.last_in
 UNION ALL
-SELECT h.acct, h.b, x.txn_id, x.t, x.src_id, x.dst_id, x.amt, 'out'
+SELECT h.acct, h.b, x.txn_id, x.dst_id, 'sink'
 FROM pt_hits h JOIN dt_tx x ON x.src_id = h.acct AND x.t BETWEEN h.first_in AND h.last_out
 -- step: pt_alerts
+-- Plain lists: collect() removes duplicate members and evidence (DISTINCT and ORDER BY here cost 0.3 s at 10 M).
 SELECT 'pass_through' AS typology,
        CAST(h.acct AS VARCHAR) || ':' || CAST(h.b AS VARCHAR) AS akey,
        h.score, h.first_ts AS start_ts, h.last_ts AS end_ts, CAST(least(h.in_amt, h.out_amt) AS DECIMAL(18, 4)) AS amount,
@@ -59,9 +61,7 @@ SELECT 'pass_through' AS typology,
        e.evidence
 FROM pt_hits h
 JOIN (
-  SELECT acct, b, list(DISTINCT txn_id ORDER BY txn_id) AS evidence,
-         list(DISTINCT {'account_id': CASE WHEN dir = 'in' THEN src_id ELSE dst_id END,
-                        'role': CASE WHEN dir = 'in' THEN 'source' ELSE 'sink' END,
-                        'level': CAST(NULL AS INTEGER)}) AS members
+  SELECT acct, b, list(txn_id) AS evidence,
+         list({'account_id': cp, 'role': role, 'level': CAST(NULL AS INTEGER)}) AS members
   FROM pt_evidence GROUP BY acct, b
 ) e ON e.acct = h.acct AND e.b = h.b
