@@ -123,3 +123,46 @@ def test_member_names_come_from_the_right_side_of_a_payment(tmp_path):
         det = detect_pass_through(DuckDBEngine(ws.con), DetectSettings())
     names = {(r["account"], r["bank"], r["role"]) for r in det.members.to_pylist()}
     assert names == {("V", "bank1", "source"), ("M", "bank2", "mule"), ("X", "bank3", "sink")}
+
+
+def test_collect_takes_long_member_and_evidence_tables_like_lists(tmp_path):
+    """collect() gives the same Detection for hits with member/evidence lists and for the same hits with
+    long member and evidence tables: a member listed twice keeps its most specific role and lowest level,
+    evidence is deduplicated, n_accounts and n_txns count distinct ones, names come from the payments."""
+    from fundtrace.detect.base import collect
+    from fundtrace.engine import DuckDBEngine
+
+    hits = """SELECT * FROM (VALUES
+        ('fan_in', 'k1', 0.5, TIMESTAMP '2024-03-01', TIMESTAMP '2024-03-02', 10.0, 'one'),
+        ('fan_out', 'k1', 0.7, TIMESTAMP '2024-03-01', TIMESTAMP '2024-03-03', 20.0, 'two'))
+        AS h(typology, akey, score, start_ts, end_ts, amount, summary)"""
+    members = """SELECT * FROM (VALUES
+        ('fan_in', 'k1', account_key('b', 'A'), 'source', NULL), ('fan_in', 'k1', account_key('b', 'A'), 'hub', 2),
+        ('fan_in', 'k1', account_key('b', 'B'), 'member', 3), ('fan_in', 'k1', account_key('b', 'B'), 'member', 1),
+        ('fan_out', 'k1', account_key('b', 'C'), 'sink', NULL))
+        AS m(typology, akey, account_id, role, level)"""
+    evidence = """SELECT * FROM (VALUES ('fan_in', 'k1', 't1'), ('fan_in', 'k1', 't2'), ('fan_in', 'k1', 't1'),
+        ('fan_out', 'k1', 't3')) AS e(typology, akey, txn_id)"""
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        fill(ws, [("t1", 0, "A", "B", 10), ("t2", 5, "B", "A", 10), ("t3", 9, "A", "C", 20)])
+        engine = DuckDBEngine(ws.con)
+        for name, sql in (("h", hits), ("m", members), ("e", evidence)):
+            engine.materialise(name, sql)
+        engine.materialise(
+            "lists",
+            """SELECT h.*, (SELECT list({'account_id': account_id, 'role': role, 'level': level}) FROM m
+                            WHERE m.typology = h.typology AND m.akey = h.akey) AS members,
+                      (SELECT list(txn_id) FROM e WHERE e.typology = h.typology AND e.akey = h.akey) AS evidence
+               FROM h""",
+        )
+        long_form, list_form = collect(engine, "h", "m", "e"), collect(engine, "lists")
+    for got, want in zip(
+        (long_form.alerts, long_form.members, long_form.evidence),
+        (list_form.alerts, list_form.members, list_form.evidence),
+        strict=True,
+    ):
+        assert got.equals(want)
+    alerts = {r["typology"]: (r["n_accounts"], r["n_txns"]) for r in long_form.alerts.to_pylist()}
+    assert alerts == {"fan_in": (2, 2), "fan_out": (1, 1)}
+    roles = {(r["account"], r["role"], r["level"]) for r in long_form.members.to_pylist()}
+    assert roles == {("A", "hub", 2), ("B", "member", 1), ("C", "sink", None)}
