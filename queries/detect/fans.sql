@@ -33,14 +33,32 @@ WHERE dst_id NOT IN (SELECT account_id FROM fan_innocent)
   AND (NOT $fan_pass_through OR src_id IN (SELECT acct FROM fan_hubs))
 GROUP BY 1, 2, 4
 -- step: fan_cand
--- Windows (a bucket and the next) with enough counterparties in total to possibly be a fan, and not a hub:
--- only these are regrouped per counterparty.
+-- Windows (a bucket and the next) that can be a fan, from per-bucket totals: enough counterparties in all,
+-- no bucket with more than fan_max (the window has at least as many), amounts similar enough (the
+-- window's variation is exact from the buckets' sums of n, amount and amount squared; a hair of slack
+-- for the order of summing) and enough counterparties paying once (at most those paying once in either
+-- bucket). Only these are regrouped per counterparty; fan_hits applies every condition exactly.
 SELECT acct, dir, b AS wb FROM (
-  SELECT acct, dir, b, count(*) AS ncp,
-         lead(count(*)) OVER (PARTITION BY acct, dir ORDER BY b) AS next_ncp,
-         lead(b) OVER (PARTITION BY acct, dir ORDER BY b) AS next_b
-  FROM fan_pairs GROUP BY acct, dir, b
-) WHERE ncp + CASE WHEN next_b = b + 1 THEN next_ncp ELSE 0 END >= $fan_min
+  SELECT *,
+         ncp + coalesce(next_ncp, 0) AS ncp_w,
+         n + coalesce(next_n, 0) AS n_w, s + coalesce(next_s, 0) AS s_w, s2 + coalesce(next_s2, 0) AS s2_w
+  FROM (
+    SELECT acct, dir, b, ncp, n, s, s2, ones,
+           CASE WHEN lead(b) OVER w = b + 1 THEN lead(ncp) OVER w END AS next_ncp,
+           CASE WHEN lead(b) OVER w = b + 1 THEN lead(n) OVER w END AS next_n,
+           CASE WHEN lead(b) OVER w = b + 1 THEN lead(s) OVER w END AS next_s,
+           CASE WHEN lead(b) OVER w = b + 1 THEN lead(s2) OVER w END AS next_s2,
+           CASE WHEN lead(b) OVER w = b + 1 THEN lead(ones) OVER w END AS next_ones
+    FROM (SELECT acct, dir, b, count(*) AS ncp, sum(n) AS n, sum(s) AS s, sum(s2) AS s2,
+                 count(*) FILTER (WHERE n = 1) AS ones
+          FROM fan_pairs GROUP BY acct, dir, b)
+    WINDOW w AS (PARTITION BY acct, dir ORDER BY b)
+  )
+)
+WHERE ncp_w >= $fan_min
+  AND ncp <= $fan_max AND coalesce(next_ncp, 0) <= $fan_max
+  AND sqrt(greatest(s2_w / n_w - (s_w / n_w) ^ 2, 0)) / (s_w / n_w) <= $fan_max_cv * (1 + 1e-9) + 1e-12
+  AND ones + coalesce(next_ones, 0) >= $fan_min_one_shot * greatest(ncp, coalesce(next_ncp, 0)) * (1 - 1e-9)
 -- step: fan_win
 SELECT p.acct, p.dir, c.wb, p.cp, sum(p.n) AS n, sum(p.s) AS s, sum(p.s2) AS s2, min(p.first_t) AS first_t,
        max(p.last_t) AS last_t

@@ -79,7 +79,9 @@ def detect_pass_through(engine, settings: DetectSettings) -> Detection:
     joined to outs on (account, bucket) against the same and the next bucket.
     """
     _ensure(engine, settings)
-    return _run_and_collect(engine, "detect_pass_through", settings)
+    detection = collect(engine, run_query(engine, "detect_pass_through", settings), "pt_members", "pt_evidence")
+    release(engine, "detect_pass_through")
+    return detection
 
 
 def _ensure_pass_through(engine, settings: DetectSettings) -> None:
