@@ -128,11 +128,15 @@ WHERE s.role = 'sink' AND s.alert_id IN (SELECT alert_id FROM dc_keep)
   AND a.typology IN (SELECT unnest(string_split($sink_checked, ',')))
   AND s.alert_id NOT IN (SELECT alert_id FROM detect_sink_paid)
 -- step: dc_sink_tx
--- Their evidence payments, looked up once: an alert's payments all come at or after its start_ts, so only
--- payments from the earliest such start are read (transactions loaded in time order skip the rest).
+-- The payments that can count, looked up once by the accounts' integer ids (reading every payment's txn_id
+-- string cost ~5x more): to one of those sinks from a mule or hub of one of those alerts, at or after the
+-- earliest such alert's start (an alert's payments all come at or after its start_ts; transactions loaded in
+-- time order skip the rest).
 SELECT txn_id, src_id, dst_id, amount FROM transactions
 WHERE ts >= (SELECT min(start_ts) FROM dc_sink_todo)
-  AND txn_id IN (SELECT e.txn_id FROM detect_raw_evidence e WHERE e.alert_id IN (SELECT alert_id FROM dc_sink_todo))
+  AND dst_id IN (SELECT account_id FROM dc_sink_todo)
+  AND src_id IN (SELECT o.account_id FROM detect_raw_members o
+                 WHERE o.role IN ('mule', 'hub') AND o.alert_id IN (SELECT alert_id FROM dc_sink_todo))
 -- step: dc_sink_new
 -- What each of those sinks received from the alert's mules and hubs, as a share of the alert's money (NULL:
 -- nothing; stored too, so that the alert is not looked up again).
