@@ -25,7 +25,11 @@ links and accounts (the structure) and on their members' payments (times, amount
 recomputed when a links batch arrived or a new payment touches a stored ring's member, and kept
 otherwise. Corroboration needs every account's incoming money over its whole history; that total is a
 stored per-account aggregate (``detect_in_totals``) brought up to date from the new batches; the
-published alerts are updated by difference. The stored result equals a full rerun
+share of an alert's money each sink received is stored per raw alert (``detect_sink_paid``) and looked
+up only for new or newly kept alerts; the published alerts are updated by difference. Dormant then
+active reads the history before its window from each account's stored last payment
+(``detect_last_pay``, kept up from each batch) and every stored silence of ``dormant_days``
+(``detect_dormant_gaps``) instead of every earlier payment. The stored result equals a full rerun
 (``tests/test_detect_incremental.py``, ``tests/test_detect_incremental_state.py`` check it). A new
 accounts batch, a new payment earlier than all stored ones, changed settings or a workspace without
 the stored state (``detect_state``) force a full run.
