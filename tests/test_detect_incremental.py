@@ -366,3 +366,47 @@ def test_some_typologies_only(tmp_path):
         )
     assert got == expected
     assert {"structuring", "new_account_burst", "dormant_active"} <= set(full["alerts"])
+
+
+def _sink_world(offset: int, tag: str) -> list[tuple]:
+    """A mule forwarding a victim's money to a cash-out sink, paying a small bill to another account within the
+    dwell window; its other money also passes through (it does little else)."""
+    return [
+        (f"{tag}1", offset, f"{tag}v", f"{tag}m", 10000.0),
+        (f"{tag}2", offset + 30, f"{tag}m", f"{tag}s", 9600.0),
+        (f"{tag}3", offset + 60, f"{tag}m", f"{tag}bill", 45.0),
+    ]
+
+
+def test_sinks_listed_by_the_share_they_received(tmp_path):
+    """A pass-through alert lists the sink that received its money, not the one paid a small bill, in a full run
+    and after an incremental one (the stored paid shares of unchanged alerts are reused, new ones looked up)."""
+    first = _sink_world(100, "a") + _world(5, days=4, noise=300)
+    later = _sink_world(4 * 1440 + 100, "b")
+
+    def sinks(ws, tag):
+        return {
+            r[0]
+            for r in ws.con.execute(
+                "SELECT m.account FROM alert_members m JOIN alerts a USING (alert_id) "
+                "WHERE a.typology = 'pass_through' AND m.role = 'sink' AND m.alert_id IN "
+                "(SELECT alert_id FROM alert_members WHERE account = ? AND role = 'mule')",
+                [f"{tag}m"],
+            ).fetchall()
+        }
+
+    with Workspace(tmp_path / "inc.duckdb") as ws:
+        fill(ws, first, batch_id=1)
+        run(ws, SETTINGS)
+        assert sinks(ws, "a") == {"as"}
+        looked_up = ws.con.execute("SELECT count(*) FROM detect_sink_paid").fetchall()[0][0]
+        fill(ws, later, batch_id=2)
+        assert run(ws, SETTINGS)["mode"] == "incremental"
+        assert sinks(ws, "a") == {"as"} and sinks(ws, "b") == {"bs"}
+        assert ws.con.execute("SELECT count(*) FROM detect_sink_paid").fetchall()[0][0] > looked_up
+        got = snapshot(ws)
+    with Workspace(tmp_path / "full.duckdb") as ws:
+        fill(ws, first, batch_id=1)
+        fill(ws, later, batch_id=2)
+        run(ws, SETTINGS, full=True)
+        assert snapshot(ws) == got

@@ -9,10 +9,11 @@ run over the same batches, and that the shortcut was taken.
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 from fundtrace.detect import _can_wake, run
 from fundtrace.workspace import Workspace
-from test_detect_helpers import fill, snapshot
+from test_detect_helpers import T0, fill, snapshot
 from test_detect_incremental import SETTINGS
 
 _NOISE = [(f"n{k}", 2000 + 37 * k, f"p{k % 9}", f"p{(k + 4) % 9}", 40.0 + k) for k in range(30)]
@@ -174,3 +175,62 @@ def test_dormant_accounts_need_payments_spanning_the_dormancy(tmp_path):
         fill(ws, later, batch_id=2)
         run(ws, long_quiet, full=True)
         assert snapshot(ws) == got
+
+
+def _dormant_world():
+    """Accounts waking up after a new batch, each reaching the history before the window another way.
+
+    The second batch starts at minute 6050: dormant_active's cutoff is day 2 and its window starts at day 1.
+    a: its last earlier payment is before the window; b: it paid once in the window before the batch, after a
+    stored silence that began before the window; c: as b, but silent since its opening; d: paid in the window
+    less than dormant_days after its payment before the window, then fell silent until the batch; e: woke up
+    and went quiet long before the batch (its stored alert stays).
+    """
+    first = [("a0", 100, "a", "q1", 500.0), ("b0", 100, "b", "q2", 500.0), ("b1", 5900, "q3", "b", 900.0),
+             ("c1", 5900, "q4", "c", 800.0), ("d0", 1300, "d", "q5", 100.0), ("d1", 3000, "q6", "d", 200.0),
+             ("e0", 10, "e", "q7", 50.0)]  # fmt: skip
+    first += [(f"e{j + 1}", 3000 + 10 * j, "e", f"q{j}", 700.0) for j in range(4)]
+    later = []
+    for acct in "abcd":
+        later += [(f"{acct}n{j}", 6050 + 40 * j, acct, f"r{j}", 1200.0 + j) for j in range(4)]
+    accounts = [{"account": a, "opened_at": T0 - timedelta(days=30)} for a in "abde"]
+    accounts += [{"account": "c", "opened_at": T0 + timedelta(minutes=200)}]
+    return first + _NOISE, later, accounts
+
+
+def test_dormant_history_comes_from_the_stored_state(tmp_path, monkeypatch):
+    """An incremental run reads the history before dormant_active's window from each account's stored last
+    payment and stored silences, not from every earlier payment, and stores what a full run stores."""
+    import fundtrace.detect as detect
+
+    first, later, accounts = _dormant_world()
+    calls = []
+
+    def spy(engine, settings, stored_history=False):
+        calls.append(stored_history)
+        return real(engine, settings, stored_history)
+
+    real = detect._dormant
+    monkeypatch.setattr(detect, "_dormant", spy)
+    got, r = _incremental(tmp_path / "i.duckdb", [first, later], accounts)
+    assert calls == [True] and r["recomputed"]["dormant_active"] == 4
+    with Workspace(tmp_path / "i.duckdb") as ws:
+        stored = _dormant_state(ws)
+        names = {_key(ws, a): a for a in "abcde"}
+    expected = _full(tmp_path / "f.duckdb", [first, later], accounts)
+    assert got == expected
+    with Workspace(tmp_path / "f.duckdb") as ws:
+        assert stored == _dormant_state(ws)  # the silences, the last payments and the batch they cover
+    woke = {(names[a], w // 60_000_000) for a, w, _ in stored[0] if a in names}
+    assert woke == {("a", 6050), ("b", 5900), ("c", 5900), ("d", 6050), ("e", 3000)}
+    assert {
+        m[2] for a in _raw(expected, "dormant_active") for m in expected[2] if m[0] == a[0] and m[4] == "hub"
+    } == set("abcde")
+
+
+def _dormant_state(ws) -> tuple:
+    rows = ws.con.execute(
+        "SELECT acct, wake_t - epoch_us($t0), prev_t FROM detect_dormant_gaps ORDER BY ALL", {"t0": T0}
+    ).fetchall()
+    last = ws.con.execute("SELECT * FROM detect_last_pay ORDER BY ALL").fetchall()
+    return rows, last, ws.con.execute("SELECT value FROM detect_state WHERE name = 'last_pay_batch'").fetchall()

@@ -1,8 +1,8 @@
 -- name: detect_corroborate
 -- kind: detect
 -- description: Corroboration of the raw alerts before they are published: an alert of a corroborated typology is kept only when one of its mules, hubs or members is a pass-through account over its whole history (a pass-through alert, in addition, a link to another such account or to a kept structural alert) (most of the money it ever received left again within the dwell window: the share of pass-through episodes in all its incoming money). Normal people forward money now and then (a salary to rent, a shared bill); a mule does little else. Terminals, merchants and other innocent kinds are not listed as sinks or members (the money left the system there; the payment stays in the evidence).
--- inputs: detect_raw_alerts, detect_raw_members, detect_raw_evidence, detect_pt_episodes, detect_in_totals (acct, in_amt: money received from other accounts, all time), transactions (evidence amounts; account life), accounts
--- outputs: dc_share(acct, pt_amt, in_amt, share); dc_core(acct); dc_life_cand(account_id); dc_life(acct, pays_out); dc_life_ok(alert_id); dc_yielded(alert_id); dc_keep(alert_id); dc_members (the published members).
+-- inputs: detect_raw_alerts, detect_raw_members, detect_raw_evidence, detect_pt_episodes, detect_in_totals (acct, in_amt: money received from other accounts, all time), detect_sink_paid (alert_id, account_id, paid_share: the sinks' paid shares computed by earlier runs), transactions (evidence amounts; account life), accounts
+-- outputs: dc_share(acct, pt_amt, in_amt, share); dc_core(acct); dc_life_cand(account_id); dc_life(acct, pays_out); dc_life_ok(alert_id); dc_yielded(alert_id); dc_keep(alert_id); dc_sink_new(alert_id, account_id, paid_share: to store in detect_sink_paid); dc_members (the published members).
 -- param: share_min DOUBLE = 0.4  Smallest share of an account's incoming money that passed through it for the account to corroborate an alert.
 -- param: share_alone DOUBLE = 0.9  A pass-through alert needs no link when at least this share of all the account's incoming money passed through it (it does little else).
 -- param: corroborate VARCHAR = pass_through,chain,stacked,fan_in,fan_out,gather_scatter,cycle  Typologies whose alerts need a corroborating account.
@@ -117,18 +117,43 @@ WHERE a.typology = 'pass_through'
                 OR m.account_id IN (SELECT s.account_id FROM detect_raw_members s
                                     WHERE s.alert_id IN (SELECT alert_id FROM dc_struct)
                                       AND s.role IN ('mule', 'hub', 'member')))))
--- step: dc_sink_paid
--- What each sink of a kept alert of a checked typology received from the alert's mules and hubs, as a
--- share of the alert's money.
-SELECT s.alert_id, s.account_id, sum(CAST(x.amount AS DOUBLE)) / max(CAST(a.amount AS DOUBLE)) AS paid_share
+-- step: dc_sink_todo
+-- Sinks of kept alerts of a checked typology whose paid share is not stored yet: detect_sink_paid keeps it per
+-- raw alert (it depends only on the alert's own members, evidence and amount; the runner drops the rows of
+-- replaced alerts, and all of them in a full run), so an incremental run reads only new or newly kept alerts'.
+SELECT s.alert_id, s.account_id, a.start_ts, CAST(a.amount AS DOUBLE) AS amount
 FROM detect_raw_members s
 JOIN detect_raw_alerts a ON a.alert_id = s.alert_id
-JOIN detect_raw_evidence e ON e.alert_id = s.alert_id
-JOIN transactions x ON x.txn_id = e.txn_id AND x.dst_id = s.account_id
 WHERE s.role = 'sink' AND s.alert_id IN (SELECT alert_id FROM dc_keep)
   AND a.typology IN (SELECT unnest(string_split($sink_checked, ',')))
-  AND x.src_id IN (SELECT o.account_id FROM detect_raw_members o WHERE o.alert_id = s.alert_id AND o.role IN ('mule', 'hub'))
-GROUP BY s.alert_id, s.account_id
+  AND s.alert_id NOT IN (SELECT alert_id FROM detect_sink_paid)
+-- step: dc_sink_tx
+-- The payments that can count, looked up once by the accounts' integer ids (reading every payment's txn_id
+-- string cost ~5x more): to one of those sinks from a mule or hub of one of those alerts, at or after the
+-- earliest such alert's start (an alert's payments all come at or after its start_ts; transactions loaded in
+-- time order skip the rest).
+SELECT txn_id, src_id, dst_id, amount FROM transactions
+WHERE ts >= (SELECT min(start_ts) FROM dc_sink_todo)
+  AND dst_id IN (SELECT account_id FROM dc_sink_todo)
+  AND src_id IN (SELECT o.account_id FROM detect_raw_members o
+                 WHERE o.role IN ('mule', 'hub') AND o.alert_id IN (SELECT alert_id FROM dc_sink_todo))
+-- step: dc_sink_new
+-- What each of those sinks received from the alert's mules and hubs, as a share of the alert's money (NULL:
+-- nothing; stored too, so that the alert is not looked up again).
+SELECT t.alert_id, t.account_id, sum(CAST(p.amount AS DOUBLE)) / max(t.amount) AS paid_share
+FROM dc_sink_todo t
+LEFT JOIN (
+  SELECT e.alert_id, x.dst_id, x.amount FROM detect_raw_evidence e
+  JOIN dc_sink_tx x ON x.txn_id = e.txn_id
+  WHERE e.alert_id IN (SELECT alert_id FROM dc_sink_todo)
+    AND x.src_id IN (SELECT o.account_id FROM detect_raw_members o WHERE o.alert_id = e.alert_id AND o.role IN ('mule', 'hub'))
+) p ON p.alert_id = t.alert_id AND p.dst_id = t.account_id
+GROUP BY t.alert_id, t.account_id
+-- step: dc_sink_paid
+-- The paid share of every sink of a kept alert of a checked typology: stored or just computed.
+SELECT alert_id, account_id, paid_share FROM detect_sink_paid WHERE alert_id IN (SELECT alert_id FROM dc_keep)
+UNION ALL
+SELECT alert_id, account_id, paid_share FROM dc_sink_new
 -- step: dc_members
 SELECT m.alert_id, m.bank, m.account, m.account_id, m.role, m.level
 FROM detect_raw_members m

@@ -1,13 +1,14 @@
 -- name: detect_dormant_active
 -- kind: detect
 -- description: Dormant then active: an account with no payment for dormant_days (it had one before, or was opened while the workspace was watching) that then moves many payments or much money within the active window.
--- inputs: dt_tx (detect_prep), transactions, accounts
--- outputs: da_cand(acct): accounts that can have woken up; da_hits(acct, wake_t, prev_t, n, amt, last_t); the last step is alert rows.
+-- inputs: dt_tx (detect_prep), transactions, accounts; with stored_history detect_last_pay (acct, last_t: each account's last payment before the new ones, epoch microseconds) and detect_dormant_gaps (acct, wake_t, prev_t: every silence of dormant_days, as da_wake)
+-- outputs: da_cand(acct): accounts that can have woken up; da_wake(acct, wake_t, prev_t): every silence of dormant_days in the window; da_hits(acct, wake_t, prev_t, n, amt, last_t); the last step is alert rows.
 -- param: dormant_days DOUBLE = 180  Days without any payment that make an account dormant.
 -- param: active_hours DOUBLE = 72  The window after waking up in which activity is counted.
 -- param: active_min_txns DOUBLE = 5  Fewest payments in the window that make the wake-up suspicious.
 -- param: active_min_amount DOUBLE = 50000  ... or the least money in plus out in the window.
 -- param: ctx_from TIMESTAMP = 1970-01-01  The earliest time dt_tx holds (set by the runner); history before it is read from transactions.
+-- param: stored_history BOOLEAN = false  Read the history before ctx_from from detect_last_pay and detect_dormant_gaps (set by the runner when they hold every payment before the new ones).
 -- step: da_span
 -- The first and last payment in the window read of each account that can have woken up: one row per account,
 -- not per account-day. When everything read spans less than dormant_days and there is no history before it
@@ -20,13 +21,25 @@ WHERE $ctx_from > TIMESTAMP '1970-01-01'
    OR acct IN (SELECT account_id FROM accounts WHERE opened_at >= (SELECT min(ts) FROM transactions))
 GROUP BY acct
 -- step: da_before
--- The last payment before the window read, for accounts active in it (an incremental run reads a recent window only).
+-- The last payment before the window read, for accounts active in it (an incremental run reads a recent window
+-- only; in a full run there is nothing before it). With stored_history it comes from the stored state instead of
+-- every earlier payment: detect_last_pay has each account's last payment before the new ones (all in the window),
+-- so one before the window is the last before it; for an account that paid in the window before, the window
+-- starts inside a stored silence of dormant_days (detect_dormant_gaps) whose start is the last before it, or
+-- else the account paid within dormant_days before its first payment in the window, which then stands for that
+-- payment (no wake-up there either way; an alert there starts before the runner's cutoff).
 SELECT acct, max(t) AS last_t FROM (
   SELECT src_id AS acct, epoch_us(max(ts)) AS t FROM transactions
-  WHERE ts < $ctx_from AND src_id IN (SELECT acct FROM da_span) GROUP BY 1
+  WHERE NOT $stored_history AND ts < $ctx_from AND src_id IN (SELECT acct FROM da_span) GROUP BY 1
   UNION ALL
   SELECT dst_id, epoch_us(max(ts)) FROM transactions
-  WHERE ts < $ctx_from AND dst_id IN (SELECT acct FROM da_span) GROUP BY 1
+  WHERE NOT $stored_history AND ts < $ctx_from AND dst_id IN (SELECT acct FROM da_span) GROUP BY 1
+  UNION ALL
+  SELECT s.acct, CASE WHEN l.last_t < epoch_us($ctx_from) THEN l.last_t ELSE coalesce(g.prev_t, s.first_t) END
+  FROM da_span s
+  JOIN detect_last_pay l ON l.acct = s.acct
+  LEFT JOIN detect_dormant_gaps g ON g.acct = s.acct AND g.prev_t < epoch_us($ctx_from) AND g.wake_t >= epoch_us($ctx_from)
+  WHERE $stored_history
 ) GROUP BY acct
 -- step: da_cand
 -- Only an account whose payments in the window span dormant_days, or whose first one comes dormant_days after

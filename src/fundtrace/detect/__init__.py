@@ -25,7 +25,11 @@ links and accounts (the structure) and on their members' payments (times, amount
 recomputed when a links batch arrived or a new payment touches a stored ring's member, and kept
 otherwise. Corroboration needs every account's incoming money over its whole history; that total is a
 stored per-account aggregate (``detect_in_totals``) brought up to date from the new batches; the
-published alerts are updated by difference. The stored result equals a full rerun
+share of an alert's money each sink received is stored per raw alert (``detect_sink_paid``) and looked
+up only for new or newly kept alerts; the published alerts are updated by difference. Dormant then
+active reads the history before its window from each account's stored last payment
+(``detect_last_pay``, kept up from each batch) and every stored silence of ``dormant_days``
+(``detect_dormant_gaps``) instead of every earlier payment. The stored result equals a full rerun
 (``tests/test_detect_incremental.py``, ``tests/test_detect_incremental_state.py`` check it). A new
 accounts batch, a new payment earlier than all stored ones, changed settings or a workspace without
 the stored state (``detect_state``) force a full run.
@@ -41,6 +45,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -52,13 +57,13 @@ from fundtrace.detect.sqlfamilies import (
     _ensure_pass_through,
     detect_chains,
     detect_cycles,
-    detect_dormant_active,
     detect_fans,
     detect_layering,
     detect_new_account_burst,
     detect_pass_through,
     detect_structuring,
     prepare,
+    release,
     run_query,
 )
 from fundtrace.engine import DuckDBEngine
@@ -114,6 +119,21 @@ def _rings(engine, settings, ring_settings=None) -> Detection:
     return detect_rings(engine, ring_settings)
 
 
+def _dormant(engine, settings, stored_history: bool = False) -> Detection:
+    """Dormant then active (``queries/detect/dormant_active.sql``); its silences are left in ``dx_da_wake``.
+
+    ``stored_history``: the history before the window comes from ``detect_last_pay`` and
+    ``detect_dormant_gaps`` (see :func:`_last_pay_ready`) instead of every earlier payment.
+    """
+    if not engine.table_exists("dt_tx"):
+        prepare(engine, settings)
+    last = run_query(engine, "detect_dormant_active", settings, {"stored_history": stored_history})
+    engine.materialise("dx_da_wake", "SELECT acct, wake_t, prev_t FROM da_wake")
+    detection = collect(engine, last)
+    release(engine, "detect_dormant_active")
+    return detection
+
+
 def _bipartite(engine, settings) -> Detection:
     from fundtrace.detect.bipartite import detect_bipartite
 
@@ -137,11 +157,11 @@ FAMILIES = (
            lambda s: s.structuring_window_hours, key_role="hub"),
     Family("new_account_burst", ("new_account_burst",), detect_new_account_burst, lambda s: 1.0,
            lambda s: s.burst_hours + 1, lambda s: s.burst_hours, key_role="hub"),
-    Family("dormant_active", ("dormant_active",), detect_dormant_active, lambda s: 24.0,
+    Family("dormant_active", ("dormant_active",), _dormant, lambda s: 24.0,
            lambda s: s.active_hours + 24, lambda s: 24.0, key_role="hub"),
     Family("card_farm_ring", ("card_farm_ring",), _rings, None),
 )  # fmt: skip
-_STATE = "2"  # format of the stored incremental state (detect_state 'format'); another value forces a full run
+_STATE = "3"  # format of the stored incremental state (detect_state 'format'); another value forces a full run
 
 
 @dataclass(frozen=True)
@@ -417,7 +437,7 @@ def _detect(ws, engine, settings: DetectSettings, plan: _Plan, wanted, ring_sett
     rings = [f for f in families if f.bucket is None]
     out: list[_Result] = []
 
-    def run_family(fam, cutoff=None, key_role=None, from_b=None, nothing=False) -> None:
+    def run_family(fam, cutoff=None, key_role=None, from_b=None, nothing=False, detect=None) -> None:
         step(fam.name)
         with clock.part(fam.name):
             if nothing:  # the family cannot find anything: its stored alerts in scope (none) are replaced by none
@@ -431,7 +451,7 @@ def _detect(ws, engine, settings: DetectSettings, plan: _Plan, wanted, ring_sett
             elif fam.by_hops:
                 det = _chains(engine, settings, from_b)
             else:
-                det = fam.detect(engine, settings)
+                det = (detect or fam.detect)(engine, settings)
             det = _keep(engine, det, wanted, cutoff, key_role)
         log.info("%s: %d alerts in %.2fs", fam.name, det.alerts.num_rows, clock.wall[fam.name])
         out.append(_Result(fam, cutoff, key_role, det, "dx_chain_gone" if (fam.by_hops and incremental) else None))
@@ -463,6 +483,40 @@ def _can_wake(con, settings: DetectSettings) -> bool:
     """
     span = _one(con, "SELECT epoch_us(max(ts)) - epoch_us(min(ts)) FROM transactions")
     return span is not None and span >= settings.dormant_days * 86400e6
+
+
+def _last_pay_ready(con, plan: _Plan) -> bool:
+    """Make ``detect_last_pay`` hold each account's last payment of the batches before the new ones; whether it can.
+
+    It is kept up to date from each batch once built (``_update_in_totals``); a full run builds it when the
+    payments span ``dormant_days``, an incremental run the first time it needs it (once, from every earlier
+    payment). With an explicit ``since`` the new payments are not whole batches: the detector reads the history.
+    """
+    if plan.prev_batch is None:
+        return False
+    if _last_pay_batch(con) != plan.prev_batch:
+        _build_last_pay(con, plan.prev_batch)
+    return True
+
+
+def _last_pay_batch(con) -> int | None:
+    rows = con.execute("SELECT value FROM detect_state WHERE name = 'last_pay_batch'").fetchall()
+    return int(rows[0][0]) if rows else None
+
+
+def _build_last_pay(con, max_batch: int | None) -> None:
+    """``detect_last_pay`` from every payment of batches up to ``max_batch`` (None: emptied, not kept up)."""
+    con.execute("DELETE FROM detect_last_pay")
+    con.execute("DELETE FROM detect_state WHERE name = 'last_pay_batch'")
+    if max_batch is None:
+        return
+    con.execute(
+        "INSERT INTO detect_last_pay SELECT acct, max(t) FROM ("
+        "SELECT src_id AS acct, epoch_us(max(ts)) AS t FROM transactions WHERE batch_id <= $m GROUP BY 1 "
+        "UNION ALL SELECT dst_id, epoch_us(max(ts)) FROM transactions WHERE batch_id <= $m GROUP BY 1) GROUP BY acct",
+        {"m": max_batch},
+    )
+    con.execute("INSERT INTO detect_state VALUES ('last_pay_batch', $v)", {"v": str(max_batch)})
 
 
 def _pt_cutoff(settings: DetectSettings, since: datetime) -> datetime:
@@ -539,6 +593,10 @@ def _detect_incremental(engine, settings: DetectSettings, plan: _Plan, windowed,
             run_family(fam, cutoffs[fam.name], fam.key_role, nothing=True)
             continue
         use("dt_touched", ctxs[fam.name])
+        if fam.name == "dormant_active":  # the touched accounts' history from the stored state
+            stored = _last_pay_ready(con, plan)
+            run_family(fam, cutoffs[fam.name], fam.key_role, detect=partial(_dormant, stored_history=stored))
+            continue
         run_family(fam, cutoffs[fam.name], fam.key_role)
     # Bipartite builds on layering's hub buckets (ly_hub, ly_acct): with the same context it reuses them (a wider
     # context for layering, its largest cost, would cost more than computing them again).
@@ -681,6 +739,12 @@ def _ensure_raw(con) -> None:
         con.execute("CREATE TABLE detect_in_totals (acct UBIGINT, in_amt DECIMAL(38, 4))").fetchall()
     if "detect_in_state" not in have:
         con.execute("CREATE TABLE detect_in_state (max_batch_id INTEGER)").fetchall()
+    if "detect_last_pay" not in have:  # each account's last payment (epoch us); see _last_pay_ready
+        con.execute("CREATE TABLE detect_last_pay (acct UBIGINT, last_t BIGINT)").fetchall()
+    if "detect_dormant_gaps" not in have:  # every silence of dormant_days (da_wake), kept by dormant_active's runs
+        con.execute("CREATE TABLE detect_dormant_gaps (acct UBIGINT, wake_t BIGINT, prev_t BIGINT)").fetchall()
+    if "detect_sink_paid" not in have:  # empty: the next publish computes what it needs
+        con.execute("CREATE TABLE detect_sink_paid (alert_id VARCHAR, account_id UBIGINT, paid_share DOUBLE)")
 
 
 def _update_in_totals(con, max_batch: int, rebuild: bool) -> None:
@@ -714,6 +778,50 @@ def _update_in_totals(con, max_batch: int, rebuild: bool) -> None:
     con.execute("INSERT INTO detect_in_state VALUES ($m)", {"m": max_batch})
 
 
+def _update_last_pay(con, settings: DetectSettings, max_batch: int, full: bool) -> None:
+    """Bring ``detect_last_pay`` up to ``max_batch`` when it is kept: a full run builds it when accounts can wake up
+    (the payments span ``dormant_days``) and drops it otherwise; later batches add their last payments."""
+    done = _last_pay_batch(con)
+    if full or done is None or done > max_batch:
+        _build_last_pay(con, max_batch if (full and _can_wake(con, settings)) else None)
+        return
+    if done < max_batch:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE dx_last_new AS SELECT acct, max(t) AS last_t FROM ("
+            "SELECT src_id AS acct, epoch_us(max(ts)) AS t FROM transactions WHERE batch_id > $d AND batch_id <= $m "
+            "GROUP BY 1 UNION ALL SELECT dst_id, epoch_us(max(ts)) FROM transactions WHERE batch_id > $d "
+            "AND batch_id <= $m GROUP BY 1) GROUP BY acct",
+            {"d": done, "m": max_batch},
+        )
+        con.execute(
+            "UPDATE detect_last_pay AS l SET last_t = greatest(l.last_t, n.last_t) FROM dx_last_new AS n "
+            "WHERE l.acct = n.acct"
+        )
+        con.execute(
+            "INSERT INTO detect_last_pay SELECT acct, last_t FROM dx_last_new "
+            "WHERE acct NOT IN (SELECT acct FROM detect_last_pay)"
+        )
+        con.execute("UPDATE detect_state SET value = $v WHERE name = 'last_pay_batch'", {"v": str(max_batch)})
+
+
+def _update_gaps(con, engine, plan: _Plan, results: list) -> None:
+    """``detect_dormant_gaps``: replaced by a full run of dormant_active; an incremental one replaces the touched
+    accounts' silences from its cutoff on (earlier ones end before any new payment)."""
+    done = [r for r in results if r.family.name == "dormant_active"]
+    if not done or not engine.table_exists("dx_da_wake"):
+        return
+    if plan.mode == "full":
+        con.execute("DELETE FROM detect_dormant_gaps")
+        con.execute("INSERT INTO detect_dormant_gaps SELECT acct, wake_t, prev_t FROM dx_da_wake")
+        return
+    scope = "acct IN (SELECT account_id FROM dx_touched) AND wake_t >= epoch_us($c)"
+    con.execute(f"DELETE FROM detect_dormant_gaps WHERE {scope}", {"c": done[0].cutoff})
+    con.execute(
+        f"INSERT INTO detect_dormant_gaps SELECT acct, wake_t, prev_t FROM dx_da_wake WHERE {scope}",
+        {"c": done[0].cutoff},
+    )
+
+
 def _store(ws, engine, settings: DetectSettings, plan: _Plan, results: list[_Result], wanted: list[str], clock) -> None:
     """Replace the recomputed part of the raw alerts, the stored episodes and hops, then publish.
 
@@ -741,6 +849,8 @@ def _store(ws, engine, settings: DetectSettings, plan: _Plan, results: list[_Res
             _store_state(con, engine, settings, plan, any(r.family.by_hops for r in results))
         with clock.part("store_totals"):
             _update_in_totals(con, plan.max_batch, plan.mode == "full")
+            _update_last_pay(con, settings, plan.max_batch, plan.mode == "full")
+            _update_gaps(con, engine, plan, results)
         with clock.part("publish"):
             _publish(con, engine, settings, plan.mode == "full")
     for name in ("dx_new_alerts", "dx_new_members", "dx_new_evidence"):
@@ -815,9 +925,21 @@ def _publish(con, engine, settings: DetectSettings, full: bool) -> None:
     whose raw alert was replaced (``dx_gone``, ``dx_new_alerts``) go with their evidence, kept ones not
     published yet come in with theirs, and members are matched row by row (corroboration can change
     an unchanged alert's listed members when an account's history changed).
+
+    The share of an alert's money each of its sinks received is stored per raw alert (``detect_sink_paid``):
+    a full run starts it again, an incremental one drops the rows of the alerts it replaced; corroboration
+    adds those of the kept alerts it had to look up.
     """
+    if full:
+        con.execute("DELETE FROM detect_sink_paid")
+    else:
+        replaced = "SELECT alert_id FROM dx_new_alerts"
+        if engine.table_exists("dx_gone"):
+            replaced += " UNION ALL SELECT alert_id FROM dx_gone"
+        con.execute(f"DELETE FROM detect_sink_paid WHERE alert_id IN ({replaced})")
     q = queries.get("detect_corroborate")
     engine.run_steps(q.steps, q.bind(params_for(q, settings)))
+    con.execute("INSERT INTO detect_sink_paid SELECT alert_id, account_id, paid_share FROM dc_sink_new")
     if full:
         con.execute("DELETE FROM alert_members")
         con.execute("DELETE FROM alert_evidence")
