@@ -17,7 +17,9 @@ CYCLE_KINDS = ("temporal", "static")  # cycle_kinds: hops in time order; hops in
 class DetectSettings:
     """Windows (hours unless named *_days), thresholds and caps of every detector."""
 
-    memory_limit: str = "1GB"  # DuckDB memory limit while detecting (spills to disk beyond it)
+    # DuckDB memory limit while detecting (spills to disk beyond it). 10 M payments: 1.2 GB spills less than 1 GB
+    # (detect 15-20 % less CPU, measured in pairs) at a process peak of ~1.38 GiB, under the 1.5 GiB budget.
+    memory_limit: str = "1200MB"
     skip_same_holder: bool = True  # transfers between two accounts of one holder are not evidence, unless:
     same_holder_onward: bool = True  # ... the money only transits the holder: in from others, out to others (dwell)
     innocent_kinds: tuple[str, ...] = ("business", "merchant", "utility", "government", "payroll", "atm")
