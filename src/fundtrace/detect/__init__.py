@@ -172,6 +172,15 @@ class _Plan:
     prev_batch: int | None  # payments of later batches are new (None: unknown, e.g. an explicit since)
     links: bool  # links arrived since the last run (rings are recomputed)
 
+    def new_payments(self) -> tuple[str, dict]:
+        """A filter on ``transactions`` for the new payments, with its parameters: those of the batches
+        loaded after the last run, or with an explicit ``since`` every payment from then on."""
+        if self.since is None:
+            return "false", {}
+        if self.prev_batch is not None:
+            return "batch_id > $b", {"b": self.prev_batch}
+        return "ts >= $s", {"s": self.since}
+
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
@@ -356,10 +365,7 @@ def _touched(engine, plan: _Plan, settings: DetectSettings) -> None:
     every account of those holders: whether such a transfer is evidence depends on the payments of its
     two ends, so an untouched account's transfer to a touched sibling can change.
     """
-    if plan.prev_batch is not None:
-        where, params = "batch_id > $b", {"b": plan.prev_batch}
-    else:
-        where, params = "ts >= $s", {"s": plan.since}
+    where, params = plan.new_payments()
     engine.materialise(
         "dx_touched",
         f"SELECT src_id AS account_id FROM transactions WHERE {where} "
@@ -378,12 +384,7 @@ def _known_names(engine, plan: _Plan) -> None:
     """Start the run's name cache (``dx_names``, see ``base.name_accounts``) with every stored name and the
     names in the new payments: members are then named without a pass over every payment (~2.5 s at 10 M).
     A member named nowhere there (an account first seen in an older batch but never named) still gets one."""
-    if plan.since is None:
-        where, params = "false", {}
-    elif plan.prev_batch is not None:
-        where, params = "batch_id > $b", {"b": plan.prev_batch}
-    else:
-        where, params = "ts >= $s", {"s": plan.since}
+    where, params = plan.new_payments()
     engine.materialise(
         "dx_names",
         f"""SELECT account_id, bank, account FROM detect_names
