@@ -20,7 +20,9 @@ of both its ends), from the pass-through cutoff on; with the stored ones they ma
 reaches a hop that was added or removed are walked again (``queries/detect/chain_dirty.sql``).
 Families whose alert is about one account and depends only on that account's own payments
 (``key_role``: pass-through, fans, structuring, new-account burst, dormant then active) read only the
-payments of the touched accounts and replace only those accounts' alerts. Card-farm rings depend on
+payments of the touched accounts and replace only those accounts' alerts; families whose alerts involve
+several accounts may declare a ``scope`` (see :class:`Family`): the key accounts whose alerts can change
+and the payments needed to recompute exactly those. Card-farm rings depend on
 links and accounts (the structure) and on their members' payments (times, amounts, evidence): they are
 recomputed when a links batch arrived or a new payment touches a stored ring's member, and kept
 otherwise. Corroboration needs every account's incoming money over its whole history; that total is a
@@ -100,6 +102,13 @@ class Family:
     account's own payments (and the account registry): an incremental run then reads only the
     payments of the accounts new payments touched and replaces only their alerts.
     ``by_hops``: chains, recomputed from the stored hops (see ``queries/detect/chain_dirty.sql``).
+    ``scope``: for a family whose alerts involve several accounts, what an incremental run recomputes.
+    Called as ``scope(engine, settings, table)`` with ``dt_tx`` a view of every payment from the
+    family's context, ``pt_hits`` complete and ``dx_touched`` the touched accounts, it creates the temp
+    table ``table`` (``account_id``: the key accounts), may narrow ``dt_tx`` to the payments the
+    family needs for them, and returns for each typology the roles that key an alert: the family's
+    alerts from its cutoff with a key account in one of those roles are exactly the ones that can
+    change, and those it finds on the narrowed payments are exact.
     """
 
     name: str
@@ -111,6 +120,7 @@ class Family:
     ep_span: Callable[[DetectSettings], float] | None = None
     key_role: str | None = None
     by_hops: bool = False
+    scope: Callable[..., dict[str, tuple[str, ...]]] | None = None
 
 
 def _rings(engine, settings, ring_settings=None) -> Detection:
@@ -348,11 +358,24 @@ class _Clock:
             self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - cpu
 
 
+@dataclass(frozen=True)
+class _Keys:
+    """Only alerts with an account of ``table`` in one of its typology's ``roles`` were recomputed."""
+
+    table: str
+    roles: dict[str, tuple[str, ...]]  # typology -> roles
+
+    @staticmethod
+    def touched(fam: Family) -> _Keys:
+        """A one-account family's keys: the touched accounts in its ``key_role``."""
+        return _Keys("dx_touched", {t: (fam.key_role,) for t in fam.typologies})
+
+
 @dataclass
 class _Result:
     family: Family
     cutoff: datetime | None  # alerts from here on were recomputed (None: all, or those ``gone`` names)
-    key_role: str | None  # only alerts about the touched accounts (dx_touched) in that role were recomputed
+    keys: _Keys | None  # only alerts keyed by these accounts were recomputed (None: every one from the cutoff)
     detection: Detection
     gone: str | None = None  # a table of the stored alert ids replaced (chains)
 
@@ -438,7 +461,7 @@ def _detect(ws, engine, settings: DetectSettings, plan: _Plan, wanted, ring_sett
     rings = [f for f in families if f.bucket is None]
     out: list[_Result] = []
 
-    def run_family(fam, cutoff=None, key_role=None, from_b=None, nothing=False, detect=None) -> None:
+    def run_family(fam, cutoff=None, keys=None, from_b=None, nothing=False, detect=None) -> None:
         step(fam.name)
         with clock.part(fam.name):
             if nothing:  # the family cannot find anything: its stored alerts in scope (none) are replaced by none
@@ -453,9 +476,9 @@ def _detect(ws, engine, settings: DetectSettings, plan: _Plan, wanted, ring_sett
                 det = _chains(engine, settings, from_b)
             else:
                 det = (detect or fam.detect)(engine, settings)
-            det = _keep(engine, det, wanted, cutoff, key_role)
+            det = _keep(engine, det, wanted, cutoff, keys)
         log.info("%s: %d alerts in %.2fs", fam.name, det.alerts.num_rows, clock.wall[fam.name])
-        out.append(_Result(fam, cutoff, key_role, det, "dx_chain_gone" if (fam.by_hops and incremental) else None))
+        out.append(_Result(fam, cutoff, keys, det, "dx_chain_gone" if (fam.by_hops and incremental) else None))
 
     if not incremental:
         if windowed:
@@ -561,10 +584,12 @@ def _detect_incremental(engine, settings: DetectSettings, plan: _Plan, windowed,
         if not by_window:
             con.execute("DROP TABLE temp.dt_all").fetchall()
 
-    def use(source: str, ctx: datetime) -> None:
-        """``dt_tx``: a view of ``source`` from ``ctx`` on (a copy per family cost more than the filter)."""
+    def use(source: str, ctx: datetime, drop: bool = True) -> None:
+        """``dt_tx``: a view of ``source`` from ``ctx`` on (a copy per family cost more than the filter);
+        ``drop``: drop what the previous family derived (from another window or other payments)."""
         with clock.part("narrow"):
-            _drop_scratch(con, keep=("dt_all", "dt_touched", "pt_", "dx_"))  # nothing derived from another window
+            if drop:
+                _drop_scratch(con, keep=("dt_all", "dt_touched", "pt_", "dx_"))
             since_us = (ctx - datetime(1970, 1, 1)) // timedelta(microseconds=1)
             con.execute(f"CREATE OR REPLACE TEMP VIEW dt_tx AS SELECT * FROM {source} WHERE t >= {int(since_us)}")
             engine.ctx_from = ctx
@@ -573,7 +598,7 @@ def _detect_incremental(engine, settings: DetectSettings, plan: _Plan, windowed,
     use("dt_touched", pt_cutoff)
     pass_through = [f for f in windowed if f.name == "pass_through"]
     if pass_through:
-        run_family(pass_through[0], pt_cutoff, "mule")
+        run_family(pass_through[0], pt_cutoff, _Keys.touched(pass_through[0]))
     with clock.part("pass_through"):
         _ensure_pass_through(engine, settings)  # when pass_through itself is not wanted
         # payments of other accounts to or from touched ones made partial episodes of those accounts: dropped
@@ -591,21 +616,24 @@ def _detect_incremental(engine, settings: DetectSettings, plan: _Plan, windowed,
         _complete_episodes(engine, settings, ctxs, pt_cutoff)
     for fam in [f for f in by_account if f.key_role and f.name != "pass_through"]:
         if fam.name == "dormant_active" and not _can_wake(con, settings):
-            run_family(fam, cutoffs[fam.name], fam.key_role, nothing=True)
+            run_family(fam, cutoffs[fam.name], _Keys.touched(fam), nothing=True)
             continue
         use("dt_touched", ctxs[fam.name])
         if fam.name == "dormant_active":  # the touched accounts' history from the stored state
             stored = _last_pay_ready(con, plan)
-            run_family(fam, cutoffs[fam.name], fam.key_role, detect=partial(_dormant, stored_history=stored))
+            run_family(fam, cutoffs[fam.name], _Keys.touched(fam), detect=partial(_dormant, stored_history=stored))
             continue
-        run_family(fam, cutoffs[fam.name], fam.key_role)
+        run_family(fam, cutoffs[fam.name], _Keys.touched(fam))
     # Bipartite builds on layering's hub buckets (ly_hub, ly_acct): with the same context it reuses them (a wider
     # context for layering, its largest cost, would cost more than computing them again).
     shared = {"layering", "bipartite"} <= {f.name for f in by_window} and ctxs["layering"] == ctxs["bipartite"]
     for fam in by_window:
-        if not (shared and fam.name == "bipartite"):
-            use("dt_all", ctxs[fam.name])
-        run_family(fam, cutoffs[fam.name])
+        use("dt_all", ctxs[fam.name], drop=not (shared and fam.name == "bipartite"))
+        keys = None
+        if fam.scope is not None:
+            with clock.part(fam.name):
+                keys = _Keys(f"dx_keys_{fam.name}", fam.scope(engine, settings, f"dx_keys_{fam.name}"))
+        run_family(fam, cutoffs[fam.name], keys)
     con.execute("DROP VIEW IF EXISTS temp.dt_tx").fetchall()
     for name in ("dt_all", "dt_touched"):
         con.execute(f"DROP TABLE IF EXISTS temp.{name}").fetchall()
@@ -692,21 +720,26 @@ def _chains(engine, settings: DetectSettings, from_b: int | None) -> Detection:
     return detection
 
 
-def _keep(engine, det: Detection, wanted: list[str], cutoff: datetime | None, key_role: str | None) -> Detection:
+def _keep(engine, det: Detection, wanted: list[str], cutoff: datetime | None, keys: _Keys | None) -> Detection:
     """Only the wanted typologies and, in an incremental run, alerts starting at or after ``cutoff``.
 
-    With ``key_role``, only alerts whose account of that role is one the new payments touched: the
-    detector read only those accounts' payments, so what it found about others is partial.
+    With ``keys``, only alerts with a key account in one of their typology's key roles: the detector
+    read only the payments those accounts need, so what it found about others may be partial.
     """
     mask = pc.is_in(det.alerts["typology"], pa.array(wanted, pa.string()))
     if cutoff is not None:
         mask = pc.and_(mask, pc.greater_equal(det.alerts["start_ts"], pa.scalar(cutoff, pa.timestamp("us"))))
-    if key_role is not None and det.alerts.num_rows:
-        touched = engine.to_arrow("SELECT CAST(account_id AS UBIGINT) AS account_id FROM dx_touched")["account_id"]
-        keyed = det.members.filter(
-            pc.and_(pc.equal(det.members["role"], key_role), pc.is_in(det.members["account_id"], touched))
-        )
-        mask = pc.and_(mask, pc.is_in(det.alerts["alert_id"], keyed["alert_id"]))
+    if keys is not None and det.alerts.num_rows:
+        accounts = engine.to_arrow(f"SELECT CAST(account_id AS UBIGINT) AS account_id FROM {keys.table}")["account_id"]
+        keyed = det.members.filter(pc.is_in(det.members["account_id"], accounts))
+        ids = []
+        for typology, roles in keys.roles.items():
+            of_typology = det.alerts.filter(pc.equal(det.alerts["typology"], typology))["alert_id"]
+            in_role = pc.and_(
+                pc.is_in(keyed["role"], pa.array(roles, pa.string())), pc.is_in(keyed["alert_id"], of_typology)
+            )
+            ids.append(keyed.filter(in_role)["alert_id"])
+        mask = pc.and_(mask, pc.is_in(det.alerts["alert_id"], pa.chunked_array(ids, det.alerts["alert_id"].type)))
     alerts = det.alerts.filter(mask)
     if alerts.num_rows == det.alerts.num_rows:
         return det
@@ -860,7 +893,7 @@ def _store(ws, engine, settings: DetectSettings, plan: _Plan, results: list[_Res
 
 def _store_alerts(con, results: list[_Result], wanted: list[str]) -> None:
     """Replace the raw alerts each family recomputed: all of them, those from the family's cutoff on, those
-    from the cutoff on about the touched accounts, or those named in the family's ``gone`` table (chains)."""
+    from the cutoff on keyed by the accounts of ``keys``, or those named in the family's ``gone`` table (chains)."""
     gone, params = [], {}
     for i, r in enumerate(results):
         params[f"t{i}"] = [t for t in r.family.typologies if t in wanted]
@@ -870,13 +903,16 @@ def _store_alerts(con, results: list[_Result], wanted: list[str]) -> None:
         if r.cutoff is not None:
             where += f" AND start_ts >= $c{i}"
             params[f"c{i}"] = r.cutoff
-        if r.key_role is not None:
-            where += (
-                f" AND alert_id IN (SELECT alert_id FROM detect_raw_members WHERE role = $r{i}"
-                " AND account_id IN (SELECT account_id FROM dx_touched))"
+        if r.keys is None:
+            gone.append(f"SELECT alert_id FROM detect_raw_alerts WHERE {where}")
+            continue
+        for j, (typology, roles) in enumerate(r.keys.roles.items()):
+            params[f"y{i}_{j}"], params[f"r{i}_{j}"] = typology, list(roles)
+            gone.append(
+                f"SELECT alert_id FROM detect_raw_alerts WHERE {where} AND typology = $y{i}_{j} AND alert_id IN "
+                f"(SELECT alert_id FROM detect_raw_members WHERE role IN (SELECT unnest($r{i}_{j})) "
+                f"AND account_id IN (SELECT account_id FROM {r.keys.table}))"
             )
-            params[f"r{i}"] = r.key_role
-        gone.append(f"SELECT alert_id FROM detect_raw_alerts WHERE {where}")
     if gone:
         con.execute("CREATE OR REPLACE TEMP TABLE dx_gone AS " + " UNION ALL ".join(gone), params)
         con.execute("DELETE FROM detect_raw_members WHERE alert_id IN (SELECT alert_id FROM dx_gone)")
