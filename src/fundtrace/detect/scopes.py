@@ -1,0 +1,64 @@
+"""What an incremental run of the layering and bipartite families recomputes (their ``Family.scope``).
+
+A scope is called with ``dt_tx`` a view of every payment of the family's context, ``pt_hits`` complete and
+``dx_touched`` the accounts new payments touched. It makes the temp table of key accounts, narrows ``dt_tx``
+to the payments an exact recomputation of the keyed alerts reads, and returns the roles that key an alert
+per typology: the stored alerts from the family's cutoff with a key account in one of those roles are
+replaced by those found on the narrowed payments, every other one is kept (see ``fundtrace.detect``).
+
+Both rest on two facts about the payments the detectors read (``dt_tx``): every payment a new batch adds
+(the new payments, and a holder's own transfers that now count as money passing through) has both ends
+touched, and a batch only adds payments, never takes one away. So hub buckets (more than ``layer_max``
+payments in a bucket) are only gained, and only by touched accounts; the hub buckets themselves are
+counted over every payment of the context, never over the narrowed ones.
+
+Scatter-gather (source, sink, window) depends on the two-hop paths source -> intermediate -> sink and on
+the hub buckets of the three: a new path has a new payment, so a touched source or sink; a changed hub
+bucket of the source or sink makes it touched; an intermediate that became a hub in a bucket removes
+paths, only from alerts that list it (their sources become keys). Gather-scatter (hub, window) depends on
+the hub's payments and hub buckets and on its counterparties' hub buckets: a counterparty that became a
+hub in a bucket makes its counterparties there keys. Bipartite: see :func:`bipartite_scope`.
+"""
+
+from __future__ import annotations
+
+from fundtrace import queries
+from fundtrace.detect.base import Detection, collect, params_for
+from fundtrace.detect.settings import DetectSettings
+from fundtrace.detect.sqlfamilies import _ensure, release, run_query
+
+__all__ = ["detect_layering", "layering_scope"]
+
+_HUBS = ("ly_acct", "ly_hub")  # layering's first steps: the hub buckets
+
+
+def detect_layering(engine, settings: DetectSettings) -> Detection:
+    """Scatter-gather and gather-scatter (``queries/detect/layering.sql``).
+
+    When the hub buckets are there already (``ly_hub``: :func:`layering_scope` counted them over every
+    payment of the context before narrowing ``dt_tx``), the query's own hub steps are left out.
+    """
+    _ensure(engine, settings)
+    q = queries.get("detect_layering")
+    steps = [s for s in q.steps if s[0] not in _HUBS] if engine.table_exists("ly_hub") else q.steps
+    detection = collect(engine, engine.run_steps(steps, q.bind(params_for(q, settings))))
+    release(engine, "detect_layering")
+    return detection
+
+
+def layering_scope(engine, settings: DetectSettings, table: str) -> dict[str, tuple[str, ...]]:
+    """Key accounts of scatter-gather (source or sink) and gather-scatter (hub), and their payments.
+
+    ``ly_hub`` from every payment of the context; ``queries/detect/layering_scope.sql`` for the keys (the
+    touched accounts, the sources of stored scatter-gather alerts through an intermediate that may have
+    become a hub, the counterparties of an account that may have become a hub in that bucket) and for the
+    payments (``ly_tx``: the key accounts' own, and the other payment of every path through them).
+    """
+    q = queries.get("detect_layering")
+    engine.run_steps([s for s in q.steps if s[0] in _HUBS], q.bind(params_for(q, settings)))
+    run_query(engine, "detect_layering_scope", settings)
+    engine.materialise(table, "SELECT account_id FROM ly_keys")
+    engine.execute("CREATE OR REPLACE TEMP VIEW dt_tx AS SELECT * FROM ly_tx")
+    for name in ("ly_hc", "ly_keys", "ly_pk"):
+        engine.execute(f'DROP TABLE IF EXISTS "{name}"')
+    return {"scatter_gather": ("source", "sink"), "gather_scatter": ("hub",)}
