@@ -72,22 +72,34 @@ def _case_path_from_untouched_sink():
     return first, later, {("scatter_gather", "s4", "k4"): "new"}
 
 
-def _case_mid_becomes_hub():
-    """61 new payments into m13 make it a hub in the bucket: the path s5 -> m13 -> k5 goes and with it the alert,
-    though neither s5 nor k5 is touched."""
-    first = _sg("f", "s5", "k5", ["m12", "m13", "m14"], B)
+def _case_mid_becomes_hub_first():
+    """61 new payments into m13 make it a hub in the bucket of the payments in to the intermediates (those on
+    leave in the next bucket): the path s5 -> m13 -> k5 goes and with it the alert, though neither s5 nor k5 is
+    touched (s5 is m13's counterparty in that bucket, k5 is not)."""
+    first = _sg("f", "s5", "k5", ["m12", "m13", "m14"], B + 300)
     later = _hub("h", "m13", B + 100, out=False)
     return first, later, {("scatter_gather", "s5", "k5"): "gone"}
 
 
-def _case_payer_becomes_hub():
-    """Gather-scatter hubs whose payers become hubs (61 new payments out of each, elsewhere): hub g1 loses its
-    payer c1 (one payer left: no alert); hub g2's late payment in from c4 no longer counts, so every payment
-    in now comes before every payment out (an alert). Neither g1 nor g2 is touched."""
+def _case_mid_becomes_hub_second():
+    """As above, but m13 becomes a hub in the next bucket, that of the payments on (k5 is its counterparty there,
+    s5 is not)."""
+    first = _sg("f", "s5", "k5", ["m12", "m13", "m14"], B + 300)
+    later = _hub("h", "m13", B + 400, out=False)
+    return first, later, {("scatter_gather", "s5", "k5"): "gone"}
+
+
+def _case_counterparty_becomes_hub():
+    """Gather-scatter hubs whose counterparties become hubs (61 new payments of each, elsewhere): hub g1 loses its
+    payer c1 (one payer left: no alert); hub g2's late payment in from c4 no longer counts, so every payment in
+    now comes before every payment out (an alert); hub g3 loses its payee d7 (two payees left: no alert). None of
+    g1, g2, g3 is touched."""
     first = _gs("g", "g1", ["c1", "c2"], ["d1", "d2", "d3"], B)
     first += _gs("j", "g2", ["c5", "c6"], ["e1", "e2", "e3"], B) + [("j9", B + 100, "c4", "g2", 50.0)]
-    later = _hub("u", "c1", B + 120) + _hub("v", "c4", B + 120)
-    return first, later, {("gather_scatter", "g1", None): "gone", ("gather_scatter", "g2", None): "new"}
+    first += _gs("q", "g3", ["c8", "c9"], ["d7", "d8", "d9"], B)
+    later = _hub("u", "c1", B + 120) + _hub("v", "c4", B + 120) + _hub("w", "d7", B + 120, out=False)
+    expect = {("gather_scatter", "g1", None): "gone", ("gather_scatter", "g2", None): "new"}
+    return first, later, expect | {("gather_scatter", "g3", None): "gone"}
 
 
 def _case_bipartite_block_read_whole():
@@ -96,7 +108,10 @@ def _case_bipartite_block_read_whole():
     block = [(f"bu{i}", B - 60 + i, f"bu{i}", f"bN{i}", 4000.0) for i in range(3)]
     block += [(f"bc{i}{q}", B + 10 * i + 5 * q, f"bN{i}", f"bM{q}", 2000.0) for i in range(3) for q in range(2)]
     block += [(f"bp{q}", B + 130 + q, f"bM{q}", f"by{q}", 5900.0) for q in range(2)]
-    later = [("n4", B + 150, "x1", "x2", 123.0)]
+    # wa passes on money it received five hours before the new batch: the changed episode takes bipartite's cutoff
+    # back to layering's, so that bipartite reuses layering's hub buckets (and must not read its narrowed payments)
+    block += [("w0", B - 150, "wv", "wa", 500.0)]
+    later = [("n4", B + 150, "wa", "wz", 490.0)]
     return block, later, {("bipartite", "bN0", None): "kept"}
 
 
@@ -104,8 +119,9 @@ CASES = {
     "path to an untouched source": _case_path_to_untouched_source,
     "key source recomputed from its mids": _case_key_source_recomputed_from_its_mids,
     "path from an untouched sink": _case_path_from_untouched_sink,
-    "intermediate becomes a hub": _case_mid_becomes_hub,
-    "gather-scatter payer becomes a hub": _case_payer_becomes_hub,
+    "intermediate becomes a hub where paid": _case_mid_becomes_hub_first,
+    "intermediate becomes a hub where paying on": _case_mid_becomes_hub_second,
+    "gather-scatter counterparty becomes a hub": _case_counterparty_becomes_hub,
     "bipartite block read whole": _case_bipartite_block_read_whole,
 }
 

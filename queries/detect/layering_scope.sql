@@ -1,12 +1,11 @@
 -- name: detect_layering_scope
 -- kind: detect
 -- description: What an incremental run of layering recomputes (fundtrace.detect.scopes.layering_scope): the key accounts whose scatter-gather (as source or sink) and gather-scatter (as hub) alerts new payments can change, and the payments an exact recomputation of exactly those alerts reads.
--- inputs: dt_tx (every payment of the family's context), ly_hub (layering's hub buckets, counted over all of them), dx_touched (the accounts new payments touched), detect_raw_alerts and detect_raw_members (the stored alerts)
+-- inputs: dt_tx (every payment of the family's context), ly_hub (layering's hub buckets, counted over all of them), dx_touched (the accounts new payments touched)
 -- outputs: ly_hc(acct, b): hub buckets the new payments can have made; ly_keys(account_id): the key accounts; ly_tx: the payments layering needs for them (dt_tx's columns).
 -- param: layer_window_hours DOUBLE = 72  Width of a layering bucket.
 -- param: layer_max DOUBLE = 60  An account with more payments than this in a bucket is a hub there.
 -- param: layer_tolerance DOUBLE = 0.2  Largest relative difference between what an intermediate receives and passes on.
--- param: ctx_from TIMESTAMP = 1970-01-01  Start of the family's context (stored alerts from here on are looked at).
 -- step: ly_hc
 -- Every payment the new ones add to the payments read (the new payments and a holder's transfers that now count)
 -- has both ends touched, and payments are only ever added: hub counts only grow, and only touched accounts' do.
@@ -26,22 +25,16 @@ WHERE h.acct IN (SELECT account_id FROM dx_touched) AND h.n - coalesce(x.n, 0) <
 -- step: ly_keys
 -- The touched accounts: every changed payment and every changed hub bucket is theirs, so a scatter-gather alert
 -- changed by a new path or by its source's or sink's hub bucket has a touched source or sink, and a
--- gather-scatter alert changed by its hub's payments or hub bucket has a touched hub. Besides them: the
--- sources of the stored scatter-gather alerts through an intermediate that may have become a hub (the paths
--- through it go; hub buckets are only gained, so no path comes), and every counterparty, in that bucket, of an
--- account that may have become a hub (as a gather-scatter hub its window loses those payments, which can make
--- or break the alert).
+-- gather-scatter alert changed by its hub's payments or hub bucket has a touched hub. Besides them, every
+-- counterparty, in that bucket, of an account that may have become a hub there: the paths through such an
+-- intermediate go (hub buckets are only gained, so none come), and the first payment of each (if the bucket is
+-- the first payment's) has their source as counterparty, the second (if the bucket is the second's) their sink;
+-- a gather-scatter hub's window loses its payments with such a counterparty, which can make or break the alert.
 SELECT account_id FROM dx_touched
 UNION
 SELECT x.dst_id FROM dt_tx x JOIN ly_hc h ON h.acct = x.src_id AND h.b = x.t // CAST($layer_window_hours * 3600e6 AS BIGINT)
 UNION
 SELECT x.src_id FROM dt_tx x JOIN ly_hc h ON h.acct = x.dst_id AND h.b = x.t // CAST($layer_window_hours * 3600e6 AS BIGINT)
-UNION
-SELECT s.account_id FROM detect_raw_members s
-JOIN detect_raw_alerts a ON a.alert_id = s.alert_id
-JOIN detect_raw_members m ON m.alert_id = s.alert_id
-WHERE a.typology = 'scatter_gather' AND a.start_ts >= $ctx_from AND s.role = 'source' AND m.role = 'mule'
-  AND m.account_id IN (SELECT acct FROM ly_hc)
 -- step: ly_pk
 -- Join keys of the key accounts' payments, as sg_paths packs bucket and amount band (see there): a payment out
 -- of a key source (a path's first payment) with the keys it probes, a payment into a key sink (a path's second

@@ -14,10 +14,10 @@ counted over every payment of the context, never over the narrowed ones.
 
 Scatter-gather (source, sink, window) depends on the two-hop paths source -> intermediate -> sink and on
 the hub buckets of the three: a new path has a new payment, so a touched source or sink; a changed hub
-bucket of the source or sink makes it touched; an intermediate that became a hub in a bucket removes
-paths, only from alerts that list it (their sources become keys). Gather-scatter (hub, window) depends on
-the hub's payments and hub buckets and on its counterparties' hub buckets: a counterparty that became a
-hub in a bucket makes its counterparties there keys. Bipartite: see :func:`bipartite_scope`.
+bucket of the source or sink makes it touched; an intermediate that became a hub in a bucket removes the
+paths whose payment in or out is in that bucket, and their sources or sinks are its counterparties there.
+Gather-scatter (hub, window) depends on the hub's payments and hub buckets and on its counterparties' hub
+buckets: a counterparty that became a hub in a bucket makes its counterparties there keys too.
 """
 
 from __future__ import annotations
@@ -50,8 +50,7 @@ def layering_scope(engine, settings: DetectSettings, table: str) -> dict[str, tu
     """Key accounts of scatter-gather (source or sink) and gather-scatter (hub), and their payments.
 
     ``ly_hub`` from every payment of the context; ``queries/detect/layering_scope.sql`` for the keys (the
-    touched accounts, the sources of stored scatter-gather alerts through an intermediate that may have
-    become a hub, the counterparties of an account that may have become a hub in that bucket) and for the
+    touched accounts and the counterparties of an account that may have become a hub, in that bucket) and for the
     payments (``ly_tx``: the key accounts' own, and the other payment of every path through them).
     """
     q = queries.get("detect_layering")
