@@ -1,12 +1,12 @@
-"""Incremental layering: only the alerts the touched accounts can change are recomputed, exactly.
+"""Incremental layering and bipartite: only the alerts the touched accounts can change are recomputed, exactly.
 
-The layering family's scope (``fundtrace.detect.scopes.layering_scope``) keys scatter-gather alerts by
-source and sink and gather-scatter alerts by hub, and narrows the payments to those the key accounts'
-alerts read. Each case loads a first batch, runs, loads a second batch and runs again; the stored raw and
-published alerts, episodes and hops must equal a full run over both batches, the case's alert must have
-changed as described, and a bystander alert far from the new payments (but after the cutoff) must have
-been kept, not recomputed.
-"""
+The families' scopes (``fundtrace.detect.scopes``) key scatter-gather alerts by source and sink,
+gather-scatter alerts by hub and bipartite alerts by their members, and narrow the payments to those the
+key accounts' alerts read. Each case loads a first batch, runs, loads a second batch and runs again; the
+stored raw and published alerts, episodes and hops must equal a full run over both batches, the case's
+alerts must have changed as described, and a bystander scatter-gather alert after the cutoff, far from the
+new payments, must have been kept, not recomputed. Each case fails when the rule it is about is broken
+(checked by breaking each once)."""
 
 from __future__ import annotations
 
@@ -115,6 +115,57 @@ def _case_bipartite_block_read_whole():
     return block, later, {("bipartite", "bN0", None): "kept"}
 
 
+def _block(tag: str, payers, payees, t0: int, extra=()) -> list[tuple]:
+    """Payers that receive money an hour before paying it to every payee (2000 each), payees that pass on all they
+    received; ``extra``: further (payer, payee) pairs."""
+    pairs = [(p, q) for p in payers for q in payees] + list(extra)
+    rows = []
+    for i, p in enumerate(sorted({p for p, _ in pairs})):
+        n = sum(1 for a, _ in pairs if a == p)
+        rows.append((f"{tag}u{i}", t0 - 60 + i, f"{tag}v{i}", p, 2000.0 * n))
+    for j, (p, q) in enumerate(pairs):
+        rows.append((f"{tag}c{j}", t0 + 2 * j, p, q, 2000.0))
+    for j, q in enumerate(sorted({q for _, q in pairs})):
+        n = sum(1 for _, b in pairs if b == q)
+        rows.append((f"{tag}o{j}", t0 + 130 + j, q, f"{tag}y{j}", 1960.0 * n))
+    return rows
+
+
+def _bridged_blocks():
+    """Two dense blocks (N1..N3 x M0, M1 and R1..R3 x P0, P1) that N0, paying M0, P0 and P1, joins into one sparse
+    component: no alert while N0 counts."""
+    return _block("k", ["N1", "N2", "N3"], ["M0", "M1"], B) + _block(
+        "r", ["R1", "R2", "R3"], ["P0", "P1"], B, [("N0", "M0"), ("N0", "P0"), ("N0", "P1")]
+    )
+
+
+def _case_block_joined_by_a_new_payer():
+    """A new payer (received money, then paid both payees of an old block, who pass that on too): the block's alert
+    is replaced by one with four payers, read from the old payments of its untouched payers too."""
+    first = _block("k", ["N1", "N2", "N3"], ["M0", "M1"], B)
+    later = [("nu", B - 30, "nv", "N4", 4000.0)]
+    later += [(f"nc{q}", B + 20 + q, "N4", f"M{q}", 2000.0) for q in range(2)]
+    later += [(f"no{q}", B + 140 + q, f"M{q}", f"kz{q}", 1960.0) for q in range(2)]
+    return first, later, {("bipartite", "N1", None): "changed", ("bipartite", "N4", None): "new"}
+
+
+def _case_bridge_becomes_a_hub():
+    """N0 becomes a hub in the bucket (61 new payments): its payments leave the graph and the two blocks it joined
+    are alerts, though none of their accounts is touched."""
+    return (
+        _bridged_blocks(),
+        _hub("h", "N0", B + 150),
+        {("bipartite", "N1", None): "new", ("bipartite", "R1", None): "new"},
+    )
+
+
+def _case_bridge_no_longer_passes_money_through():
+    """A late payment out of N0 (more than it received) ends its pass-through episode: as above, the blocks it joined
+    are alerts."""
+    later = [("late", B + 100, "N0", "w", 9000.0)]
+    return _bridged_blocks(), later, {("bipartite", "N1", None): "new", ("bipartite", "R1", None): "new"}
+
+
 CASES = {
     "path to an untouched source": _case_path_to_untouched_source,
     "key source recomputed from its mids": _case_key_source_recomputed_from_its_mids,
@@ -123,6 +174,9 @@ CASES = {
     "intermediate becomes a hub where paying on": _case_mid_becomes_hub_second,
     "gather-scatter counterparty becomes a hub": _case_counterparty_becomes_hub,
     "bipartite block read whole": _case_bipartite_block_read_whole,
+    "bipartite block joined by a new payer": _case_block_joined_by_a_new_payer,
+    "bipartite bridge becomes a hub": _case_bridge_becomes_a_hub,
+    "bipartite bridge no longer passes money through": _case_bridge_no_longer_passes_money_through,
 }
 
 
@@ -142,7 +196,12 @@ def test_layering_scope_equals_a_full_run(tmp_path, name):
     assert got == expected
     for (typology, account, _), what in expect.items():
         old, new = _alerts_of(before, typology, account), _alerts_of(expected, typology, account)
-        assert {"new": not old and new, "gone": old and not new, "kept": old and old == new}[what], (account, what)
+        assert {
+            "new": not old and new,
+            "gone": old and not new,
+            "kept": old and old == new,
+            "changed": old and new and old != new,
+        }[what], (account, what)
     # the bystander was kept as stored: fewer scatter-gather alerts recomputed than there are after the cutoff
     assert _alerts_of(expected, "scatter_gather", "bs")
     assert result["recomputed"].get("scatter_gather", 0) < len(_raw(expected, "scatter_gather"))
