@@ -2,7 +2,7 @@
 -- kind: detect
 -- description: Scatter-gather (one source pays many intermediates that all pay one sink), gather-scatter (many pay one hub that then pays many), within a window of two layering buckets.
 -- inputs: dt_tx (detect_prep)
--- outputs: ly_acct(acct, n): accounts with more than layer_max payments; ly_hub(acct, b): hub buckets; sg_paths: two-hop paths; gs_out: windows of payments out; gs_cand: candidate hub windows; sg_hits(src, sink, b, n_mid, ...) with sg_ev (their payments); gs_hits(hub, b, ...). Every step reads dt_tx itself, leaving out hub payments as it goes (no copy of the payments: at 10 M payments one cost ~370 MB beside dt_tx and pushed the joins to spill).
+-- outputs: ly_acct(acct, n): accounts with more than layer_max payments; ly_hub(acct, b, n): hub buckets; sg_paths: two-hop paths; gs_out: windows of payments out; gs_cand: candidate hub windows; sg_hits(src, sink, b, n_mid, ...) with sg_ev (their payments); gs_hits(hub, b, ...). Every step reads dt_tx itself, leaving out hub payments as it goes (no copy of the payments: at 10 M payments one cost ~370 MB beside dt_tx and pushed the joins to spill).
 -- param: layer_window_hours DOUBLE = 72  Width of a layering bucket; a pattern is looked for in a bucket and the next one.
 -- param: layer_min DOUBLE = 3  Fewest distinct intermediates (scatter-gather) or counterparties on each side (gather-scatter).
 -- param: layer_max DOUBLE = 60  An intermediate or hub with more counterparties than this in a bucket is a business hub and is left out.
@@ -19,8 +19,9 @@ SELECT acct, count(*) AS n FROM (SELECT src_id AS acct FROM dt_tx UNION ALL SELE
 GROUP BY acct
 HAVING count(*) > $layer_max
 -- step: ly_hub
--- Hub buckets: more than layer_max payments in and out in a bucket, counted per bucket for the busy accounts.
-SELECT acct, b FROM (
+-- Hub buckets: more than layer_max payments in and out in a bucket, counted per bucket for the busy accounts (n:
+-- how many; an incremental run's scope tells from it which hub buckets the new payments can have made).
+SELECT acct, b, count(*) AS n FROM (
   SELECT src_id AS acct, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx WHERE src_id IN (SELECT acct FROM ly_acct)
   UNION ALL
   SELECT dst_id, t // CAST($layer_window_hours * 3600e6 AS BIGINT) FROM dt_tx WHERE dst_id IN (SELECT acct FROM ly_acct)

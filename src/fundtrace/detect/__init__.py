@@ -53,6 +53,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fundtrace import queries
+from fundtrace.detect import scopes
 from fundtrace.detect.base import Detection, alert_id_sql, collect, concat, params_for
 from fundtrace.detect.settings import DetectSettings
 from fundtrace.detect.sqlfamilies import (
@@ -60,7 +61,6 @@ from fundtrace.detect.sqlfamilies import (
     detect_chains,
     detect_cycles,
     detect_fans,
-    detect_layering,
     detect_new_account_burst,
     detect_pass_through,
     detect_structuring,
@@ -157,10 +157,10 @@ FAMILIES = (
            lambda s: (s.max_hops + 1) * s.dwell_hours, by_hops=True),
     Family("fans", ("fan_in", "fan_out"), detect_fans, lambda s: s.fan_window_hours,
            lambda s: s.fan_window_hours, ep_span=lambda s: s.fan_window_hours, key_role="hub"),
-    Family("layering", ("scatter_gather", "gather_scatter"), detect_layering, lambda s: s.layer_window_hours,
-           lambda s: 2 * s.layer_window_hours),
+    Family("layering", ("scatter_gather", "gather_scatter"), scopes.detect_layering, lambda s: s.layer_window_hours,
+           lambda s: 2 * s.layer_window_hours, scope=scopes.layering_scope),
     Family("bipartite", ("bipartite",), _bipartite, lambda s: s.layer_window_hours,
-           lambda s: s.layer_window_hours, ep_span=lambda s: s.layer_window_hours),
+           lambda s: s.layer_window_hours, ep_span=lambda s: s.layer_window_hours, scope=scopes.bipartite_scope),
     Family("cycle", ("cycle",), detect_cycles, lambda s: s.cycle_window_hours,
            lambda s: s.cycle_window_hours, ep_span=lambda s: 2 * s.cycle_window_hours),
     Family("structuring", ("structuring",), detect_structuring, lambda s: s.structuring_window_hours,
