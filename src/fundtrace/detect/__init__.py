@@ -55,6 +55,7 @@ import pyarrow.compute as pc
 from fundtrace import queries
 from fundtrace.detect import scopes
 from fundtrace.detect.base import Detection, alert_id_sql, collect, concat, params_for
+from fundtrace.detect.cycle_scope import cycles_scope
 from fundtrace.detect.settings import DetectSettings
 from fundtrace.detect.sqlfamilies import (
     _ensure_pass_through,
@@ -162,7 +163,7 @@ FAMILIES = (
     Family("bipartite", ("bipartite",), _bipartite, lambda s: s.layer_window_hours,
            lambda s: s.layer_window_hours, ep_span=lambda s: s.layer_window_hours, scope=scopes.bipartite_scope),
     Family("cycle", ("cycle",), detect_cycles, lambda s: s.cycle_window_hours,
-           lambda s: s.cycle_window_hours, ep_span=lambda s: 2 * s.cycle_window_hours),
+           lambda s: s.cycle_window_hours, ep_span=lambda s: 2 * s.cycle_window_hours, scope=cycles_scope),
     Family("structuring", ("structuring",), detect_structuring, lambda s: s.structuring_window_hours,
            lambda s: s.structuring_window_hours, key_role="hub"),
     Family("new_account_burst", ("new_account_burst",), detect_new_account_burst, lambda s: 1.0,

@@ -37,8 +37,9 @@ from fundtrace.errors import ConfigError
 
 __all__ = ["QUERIES", "TABLES", "bounded_simple_cycles", "canonical", "detect_cycles", "static_cycles"]
 
-QUERIES = ("detect_cycles", "detect_cycles_static", "detect_cycles_static_alerts")  # their steps are scratch
+QUERIES = ("detect_cycles", "detect_cycles_static", "detect_cycles_static_alerts", "detect_cycles_scope")  # scratch
 TABLES = ("cs_found", "cs_found_edges")  # scratch tables made here, besides the queries' steps
+SCOPED = "cy_sc_tx"  # made by fundtrace.detect.cycle_scope: cy_tx and cy_deg are ready, cy_tx narrowed to the scope
 
 
 def bounded_simple_cycles(
@@ -196,28 +197,35 @@ def _kinds(settings: DetectSettings) -> set[str]:
     return set(settings.cycle_kinds)
 
 
-def _run(engine, name: str, settings: DetectSettings, upto: str | None = None) -> str:
-    """Run query ``name``'s steps (up to and including step ``upto``); return the last table."""
+def _run(engine, name: str, settings: DetectSettings, upto: str | None = None, after: str | None = None) -> str:
+    """Run query ``name``'s steps (up to and including step ``upto``, those after step ``after``); return the last
+    table (``after``'s when no step is left)."""
     q = queries.get(name)
-    steps = q.steps
+    steps, names = q.steps, [n for n, _ in q.steps]
     if upto:
-        steps = steps[: [n for n, _ in steps].index(upto) + 1]
-    return engine.run_steps(steps, q.bind(params_for(q, settings)))
+        steps = steps[: names.index(upto) + 1]
+    if after:
+        steps = steps[names.index(after) + 1 :]
+    return engine.run_steps(steps, q.bind(params_for(q, settings))) if steps else after or ""
 
 
 def detect_cycles(engine, settings: DetectSettings) -> Detection:
     """Temporal and/or static cycles (``cycle_kinds``); see the module docstring.
 
     Reads ``dt_tx`` and ``pt_hits``, which the caller prepares
-    (:func:`fundtrace.detect.sqlfamilies.detect_cycles` does).
+    (:func:`fundtrace.detect.sqlfamilies.detect_cycles` does). In an incremental run the family's
+    scope (:func:`fundtrace.detect.cycle_scope.cycles_scope`) has already made the candidate payments
+    ``cy_tx``, narrowed to the cycles through the touched accounts, and their degrees ``cy_deg``
+    (``SCOPED`` then exists): the search starts from them.
     """
     kinds = _kinds(settings)
     width = round(settings.cycle_window_hours * 3600e6)
+    after = "cy_tx" if engine.table_exists(SCOPED) else None
     if "temporal" in kinds:
-        found = [collect(engine, _run(engine, "detect_cycles", settings))]
+        found = [collect(engine, _run(engine, "detect_cycles", settings, after=after))]
         temporal = engine.to_arrow("SELECT start_t, accts FROM cy_found").to_pylist()
     else:
-        _run(engine, "detect_cycles", settings, upto="cy_tx")  # only the candidate payments
+        _run(engine, "detect_cycles", settings, upto="cy_tx", after=after)  # only the candidate payments
         found, temporal = [], []
     if "static" in kinds:
         _run(engine, "detect_cycles_static", settings)
