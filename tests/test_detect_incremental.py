@@ -410,3 +410,25 @@ def test_sinks_listed_by_the_share_they_received(tmp_path):
         fill(ws, later, batch_id=2)
         run(ws, SETTINGS, full=True)
         assert snapshot(ws) == got
+
+
+def test_full_rerun_keeps_the_published_tables_definitions(tmp_path):
+    """A full run rewrites alerts, alert_members and alert_evidence by dropping and creating them again from
+    their catalog definitions: keys, NOT NULL and CHECK constraints must survive, and so must the rows."""
+    import duckdb
+
+    rows = _world(3, days=4)
+    with Workspace(tmp_path / "w.duckdb") as ws:
+        fill(ws, rows, batch_id=1)
+        ddl = "SELECT table_name, sql FROM duckdb_tables() WHERE table_name IN ('alerts', 'alert_members', 'alert_evidence') ORDER BY 1"  # noqa: E501
+        before = ws.con.execute(ddl).fetchall()
+        run(ws, SETTINGS, full=True)
+        first = snapshot(ws)
+        run(ws, SETTINGS, full=True)
+        assert ws.con.execute(ddl).fetchall() == before
+        assert snapshot(ws) == first and len(first[2]) > 0
+        alert_id, txn_id = first[2][0]
+        with pytest.raises(duckdb.ConstraintException):
+            ws.con.execute("INSERT INTO alert_evidence VALUES (?, ?)", [alert_id, txn_id])
+        with pytest.raises(duckdb.ConstraintException):
+            ws.con.execute("UPDATE alerts SET score = 2 WHERE alert_id = ?", [alert_id])

@@ -956,6 +956,21 @@ def _store_state(con, engine, settings: DetectSettings, plan: _Plan, chain_ran: 
     con.execute("INSERT OR REPLACE INTO detect_state VALUES ('format', $v)", {"v": _STATE})
 
 
+def _rewrite(con, table: str, select: str) -> None:
+    """Replace every row of ``table`` (one with a primary key) by those of ``select``: the table is dropped and
+    created again from its own definition in the catalog. Deleting every row instead made DuckDB rework the
+    stored primary-key index at commit: 19 s for the 12 k published alerts of a 10 M workspace (13 s of it for
+    their 50 k evidence rows), against 0.5 s this way."""
+    ddl = con.execute(
+        "SELECT sql FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND table_name = $t",
+        {"t": table},
+    ).fetchall()[0][0]
+    con.execute(f"DROP TABLE {table}")
+    con.execute(ddl)
+    con.execute(f"INSERT INTO {table} {select}")
+
+
 def _publish(con, engine, settings: DetectSettings, full: bool) -> None:
     """Bring ``alerts``, ``alert_members``, ``alert_evidence`` to the raw alerts that are corroborated.
 
@@ -979,16 +994,10 @@ def _publish(con, engine, settings: DetectSettings, full: bool) -> None:
     engine.run_steps(q.steps, q.bind(params_for(q, settings)))
     con.execute("INSERT INTO detect_sink_paid SELECT alert_id, account_id, paid_share FROM dc_sink_new")
     if full:
-        con.execute("DELETE FROM alert_members")
-        con.execute("DELETE FROM alert_evidence")
-        con.execute("DELETE FROM alerts")
-        con.execute(
-            "INSERT INTO alerts SELECT * FROM detect_raw_alerts WHERE alert_id IN (SELECT alert_id FROM dc_keep)"
-        )
-        con.execute("INSERT INTO alert_members SELECT * FROM dc_members")
-        con.execute(
-            "INSERT INTO alert_evidence SELECT * FROM detect_raw_evidence "
-            "WHERE alert_id IN (SELECT alert_id FROM dc_keep)"
+        _rewrite(con, "alerts", "SELECT * FROM detect_raw_alerts WHERE alert_id IN (SELECT alert_id FROM dc_keep)")
+        _rewrite(con, "alert_members", "SELECT * FROM dc_members")
+        _rewrite(
+            con, "alert_evidence", "SELECT * FROM detect_raw_evidence WHERE alert_id IN (SELECT alert_id FROM dc_keep)"
         )
         return
     replaced = "SELECT alert_id FROM dx_new_alerts"
