@@ -58,7 +58,7 @@ WHERE $incremental AND a.typology = 'pass_through' AND m.role = 'mule'
                        UNION ALL SELECT account_id FROM dx_gone_members)
 -- step: dc_scope_members
 -- Their members (the steps below read only these, not every raw member).
-SELECT m.alert_id, m.bank, m.account, m.account_id, m.role, m.level, a.typology, a.start_ts, a.amount
+SELECT m.alert_id, m.account_id, m.role, a.typology, a.start_ts, a.amount
 FROM detect_raw_members m JOIN detect_raw_alerts a ON a.alert_id = m.alert_id
 WHERE m.alert_id IN (SELECT alert_id FROM dc_scope)
 -- step: dc_life_cand
@@ -197,14 +197,15 @@ UNION ALL
 SELECT alert_id, account_id, paid_share FROM dc_sink_new
 -- step: dc_members
 SELECT m.alert_id, m.bank, m.account, m.account_id, m.role, m.level
-FROM dc_scope_members m
+FROM detect_raw_members m
+JOIN detect_raw_alerts a ON a.alert_id = m.alert_id
 LEFT JOIN accounts ac ON ac.account_id = m.account_id
 WHERE m.alert_id IN (SELECT alert_id FROM dc_keep)
   AND (m.role IN ('mule', 'hub', 'source') OR ac.kind IS NULL
        OR lower(ac.kind) NOT IN (SELECT unnest(string_split($innocent_kinds, ','))))
-  AND (m.role = 'hub' OR m.typology NOT IN (SELECT unnest(string_split($life_members, ',')))
+  AND (m.role = 'hub' OR a.typology NOT IN (SELECT unnest(string_split($life_members, ',')))
        OR m.account_id IN (SELECT acct FROM dc_life WHERE pays_out))
-  AND (m.role <> 'sink' OR m.typology NOT IN (SELECT unnest(string_split($sink_checked, ',')))
+  AND (m.role <> 'sink' OR a.typology NOT IN (SELECT unnest(string_split($sink_checked, ',')))
        OR m.account_id IN (SELECT acct FROM dc_core)
        OR EXISTS (SELECT 1 FROM dc_sink_paid p WHERE p.alert_id = m.alert_id AND p.account_id = m.account_id
                   AND p.paid_share >= $sink_share))
