@@ -1,9 +1,10 @@
 -- name: detect_corroborate
 -- kind: detect
 -- description: Corroboration of the raw alerts before they are published: an alert of a corroborated typology is kept only when one of its mules, hubs or members is a pass-through account over its whole history (a pass-through alert, in addition, a link to another such account or to a kept structural alert) (most of the money it ever received left again within the dwell window: the share of pass-through episodes in all its incoming money). Normal people forward money now and then (a salary to rent, a shared bill); a mule does little else. Terminals, merchants and other innocent kinds are not listed as sinks or members (the money left the system there; the payment stays in the evidence).
--- inputs: detect_raw_alerts, detect_raw_members, detect_raw_evidence, detect_pt_episodes, detect_in_totals (acct, in_amt: money received from other accounts, all time), detect_sink_paid (alert_id, account_id, paid_share: the sinks' paid shares computed by earlier runs), transactions (evidence amounts; account life), accounts
--- outputs: dc_share(acct, pt_amt, in_amt, share); dc_core(acct); dc_life_cand(account_id); dc_life(acct, pays_out); dc_life_ok(alert_id); dc_yielded(alert_id); dc_keep(alert_id); dc_sink_new(alert_id, account_id, paid_share: to store in detect_sink_paid); dc_members (the published members).
+-- inputs: detect_raw_alerts, detect_raw_members, detect_raw_evidence, detect_pt_episodes, detect_in_totals (acct, in_amt: money received from other accounts, all time), detect_sink_paid (alert_id, account_id, paid_share: the sinks' paid shares computed by earlier runs), transactions (evidence amounts; account life), accounts; for an incremental run (empty in a full one): dx_replaced (alert_id: raw alerts the run replaced or removed), dx_gone_members (account_id: members of the removed ones), dx_share_old (acct, share: the shares of the accounts whose episodes or incoming money changed, before the change), alerts (the published alerts of the last run)
+-- outputs: dc_share(acct, pt_amt, in_amt, share); dc_core(acct); dc_flip(acct); dc_scope(alert_id: the alerts judged: all in a full run); dc_struct_all(alert_id); dc_life_cand(account_id); dc_life(acct, pays_out); dc_life_ok(alert_id); dc_yielded(alert_id); dc_keep(alert_id: those of dc_scope kept); dc_sink_new(alert_id, account_id, paid_share: to store in detect_sink_paid); dc_members (the published members of dc_keep).
 -- param: share_min DOUBLE = 0.4  Smallest share of an account's incoming money that passed through it for the account to corroborate an alert.
+-- param: incremental BOOLEAN = false  Judge only the alerts whose inputs changed (dc_scope); every other published alert stays as it is. Exact only without life_corroborates, life_members and fans_yield (they read what this run does not follow); the runner judges everything when one is set.
 -- param: share_alone DOUBLE = 0.9  A pass-through alert needs no link when at least this share of all the account's incoming money passed through it (it does little else).
 -- param: corroborate VARCHAR = pass_through,chain,stacked,fan_in,fan_out,gather_scatter,cycle  Typologies whose alerts need a corroborating account.
 -- param: sink_share DOUBLE = 0.05  A sink of a pass-through, chain or stacked alert is listed only when it received at least this share of the alert's money from the alert's mules, or passes money through itself (an everyday payment out of a mule's account, a bill or a gift, is not where the money went).
@@ -29,6 +30,37 @@ FROM (SELECT acct, sum(in_amt) AS pt_amt FROM detect_pt_episodes GROUP BY acct) 
 JOIN detect_in_totals i ON i.acct = p.acct
 -- step: dc_core
 SELECT acct FROM dc_share WHERE share >= $share_min
+-- step: dc_flip
+-- Accounts whose standing changed (corroborating: share_min, alone: share_alone): only the accounts whose
+-- episodes or incoming money changed can (dx_share_old holds their share before the change).
+SELECT o.acct FROM dx_share_old o LEFT JOIN dc_share s ON s.acct = o.acct
+WHERE coalesce(o.share >= $share_min, false) <> coalesce(s.share >= $share_min, false)
+   OR coalesce(o.share >= $share_alone, false) <> coalesce(s.share >= $share_alone, false)
+-- step: dc_scope1
+-- The alerts whose own judgement can change: every raw alert in a full run; in an incremental one those the run
+-- replaced and those with a member whose standing changed (an alert is judged by its own members and evidence,
+-- the accounts' kinds and their standing).
+SELECT alert_id FROM detect_raw_alerts WHERE NOT $incremental
+UNION
+SELECT alert_id FROM dx_replaced WHERE alert_id IN (SELECT alert_id FROM detect_raw_alerts)
+UNION
+SELECT alert_id FROM detect_raw_members WHERE account_id IN (SELECT acct FROM dc_flip)
+-- step: dc_scope
+-- ... and the pass-through alerts whose mule is a mule, hub or member of one of those that is structural or of a
+-- removed structural alert (dx_gone_members): whether it belongs to a kept structural alert can change with them.
+SELECT alert_id FROM dc_scope1
+UNION
+SELECT m.alert_id FROM detect_raw_members m JOIN detect_raw_alerts a ON a.alert_id = m.alert_id
+WHERE $incremental AND a.typology = 'pass_through' AND m.role = 'mule'
+  AND m.account_id IN (SELECT s.account_id FROM detect_raw_members s JOIN detect_raw_alerts sa ON sa.alert_id = s.alert_id
+                       WHERE s.alert_id IN (SELECT alert_id FROM dc_scope1) AND sa.typology <> 'pass_through'
+                         AND s.role IN ('mule', 'hub', 'member')
+                       UNION ALL SELECT account_id FROM dx_gone_members)
+-- step: dc_scope_members
+-- Their members (the steps below read only these, not every raw member).
+SELECT m.alert_id, m.account_id, m.role, a.typology, a.start_ts, a.amount
+FROM detect_raw_members m JOIN detect_raw_alerts a ON a.alert_id = m.alert_id
+WHERE m.alert_id IN (SELECT alert_id FROM dc_scope)
 -- step: dc_life_cand
 -- Members of the raw alerts of life_corroborates or life_members typologies: the only accounts whose life is read.
 SELECT DISTINCT m.account_id FROM detect_raw_members m JOIN detect_raw_alerts a ON a.alert_id = m.alert_id
@@ -60,72 +92,81 @@ HAVING (count(DISTINCT m.account_id) FILTER (WHERE m.role <> 'hub' AND l.pays_ou
    AND (a.typology NOT IN (SELECT unnest(string_split($life_sinks, ',')))
         OR count(*) FILTER (WHERE m.role = 'sink') > 0)
 -- step: dc_struct
--- Structural alerts (every typology but pass_through) that are kept. A gather-scatter hub must scatter
+-- Structural alerts (every typology but pass_through) of dc_scope that are kept. A gather-scatter hub must scatter
 -- to layer_min payees that are not shops, utilities or other innocent kinds (paying bills is not scattering).
 SELECT a.alert_id FROM detect_raw_alerts a
-WHERE a.typology <> 'pass_through'
+WHERE a.typology <> 'pass_through' AND a.alert_id IN (SELECT alert_id FROM dc_scope)
   AND (a.typology NOT IN (SELECT unnest(string_split($life_corroborates, ','))) OR a.alert_id IN (SELECT alert_id FROM dc_life_ok))
   AND (a.typology <> 'gather_scatter'
-       OR (SELECT count(DISTINCT s.account_id) FROM detect_raw_members s LEFT JOIN accounts ac ON ac.account_id = s.account_id
+       OR (SELECT count(DISTINCT s.account_id) FROM dc_scope_members s LEFT JOIN accounts ac ON ac.account_id = s.account_id
            WHERE s.alert_id = a.alert_id AND s.role = 'sink'
              AND (ac.kind IS NULL OR lower(ac.kind) NOT IN (SELECT unnest(string_split($innocent_kinds, ',')))))
           >= $layer_min)
   AND (a.typology NOT IN (SELECT unnest(string_split($corroborate, ',')))
        OR (a.typology IN (SELECT unnest(string_split($hub_corroborates, ',')))
-           AND a.alert_id IN (SELECT m.alert_id FROM detect_raw_members m
+           AND a.alert_id IN (SELECT m.alert_id FROM dc_scope_members m
                               WHERE m.role = 'hub' AND m.account_id IN (SELECT acct FROM dc_core)))
        OR (a.typology IN (SELECT unnest(string_split($path_corroborates, ',')))
-           AND a.alert_id IN (SELECT m.alert_id FROM detect_raw_members m WHERE m.role = 'mule'
+           AND a.alert_id IN (SELECT m.alert_id FROM dc_scope_members m WHERE m.role = 'mule'
                               GROUP BY m.alert_id
                               HAVING count(DISTINCT m.account_id) FILTER (WHERE m.account_id IN (SELECT acct FROM dc_core))
                                      >= least($path_core_min, count(DISTINCT m.account_id))))
        OR (a.typology NOT IN (SELECT unnest(string_split($hub_corroborates || ',' || $path_corroborates, ',')))
-           AND a.alert_id IN (SELECT m.alert_id FROM detect_raw_members m
+           AND a.alert_id IN (SELECT m.alert_id FROM dc_scope_members m
                               WHERE m.role IN ('mule', 'hub', 'member') AND m.account_id IN (SELECT acct FROM dc_core))))
 -- step: dc_yielded
--- Fan alerts that give way to kept layering alerts around their hub within their span: at least
+-- Fan alerts (of dc_scope) that give way to kept layering alerts around their hub within their span: at least
 -- fans_yield_share of the fan's counterparties are members of those layering alerts.
-SELECT f.alert_id FROM detect_raw_alerts f
-JOIN detect_raw_members h ON h.alert_id = f.alert_id AND h.role = 'hub'
-JOIN detect_raw_members fm ON fm.alert_id = f.alert_id AND fm.role <> 'hub'
+WITH f AS (
+  SELECT a.alert_id, a.start_ts, a.end_ts, h.account_id AS hub_id FROM detect_raw_alerts a
+  JOIN dc_scope_members h ON h.alert_id = a.alert_id AND h.role = 'hub'
+  WHERE a.typology IN (SELECT unnest(string_split($fans_yield, ',')))
+)
+SELECT f.alert_id FROM f
+JOIN dc_scope_members fm ON fm.alert_id = f.alert_id AND fm.role <> 'hub'
 LEFT JOIN (
   SELECT DISTINCT l.account_id AS hub_id, o.account_id, la.start_ts, la.end_ts
   FROM detect_raw_members l
   JOIN detect_raw_alerts la ON la.alert_id = l.alert_id
   JOIN detect_raw_members o ON o.alert_id = l.alert_id AND o.account_id <> l.account_id
   WHERE l.role IN ('source', 'sink', 'hub') AND la.typology IN ('scatter_gather', 'gather_scatter')
-    AND la.alert_id IN (SELECT alert_id FROM dc_struct)
-) ly ON ly.hub_id = h.account_id AND ly.account_id = fm.account_id AND ly.start_ts <= f.end_ts AND ly.end_ts >= f.start_ts
-WHERE f.typology IN (SELECT unnest(string_split($fans_yield, ',')))
+    AND la.alert_id IN (SELECT alert_id FROM dc_struct) AND l.account_id IN (SELECT hub_id FROM f)
+) ly ON ly.hub_id = f.hub_id AND ly.account_id = fm.account_id AND ly.start_ts <= f.end_ts AND ly.end_ts >= f.start_ts
 GROUP BY f.alert_id
 HAVING count(DISTINCT ly.account_id) >= $fans_yield_share * count(DISTINCT fm.account_id)
    AND count(DISTINCT ly.account_id) > 0
+-- step: dc_struct_all
+-- Every kept structural alert: those of dc_scope just judged, and in an incremental run the published ones outside
+-- it (unchanged; without fans_yield the published structural alerts are exactly the kept ones).
+SELECT alert_id FROM dc_struct
+UNION ALL
+SELECT alert_id FROM alerts
+WHERE $incremental AND typology <> 'pass_through' AND alert_id NOT IN (SELECT alert_id FROM dc_scope)
+  AND alert_id NOT IN (SELECT alert_id FROM dx_replaced)
 -- step: dc_keep
--- A pass-through alert also needs a link: a payer or payee of the episode passes money through too
+-- The alerts of dc_scope kept. A pass-through alert also needs a link: a payer or payee of the episode passes money through too
 -- (a multi-hop structure), or the account is a mule, hub or member of a kept structural alert, or
 -- nearly all its money ever passed through (share_alone).
 SELECT alert_id FROM dc_struct WHERE alert_id NOT IN (SELECT alert_id FROM dc_yielded)
 UNION ALL
-SELECT a.alert_id FROM detect_raw_alerts a
-JOIN detect_raw_members m ON m.alert_id = a.alert_id AND m.role = 'mule'
-WHERE a.typology = 'pass_through'
+SELECT m.alert_id FROM dc_scope_members m
+WHERE m.typology = 'pass_through' AND m.role = 'mule'
   AND ('pass_through' NOT IN (SELECT unnest(string_split($corroborate, ',')))
        OR m.account_id IN (SELECT acct FROM dc_share WHERE share >= $share_alone)
        OR (m.account_id IN (SELECT acct FROM dc_core)
-           AND (EXISTS (SELECT 1 FROM detect_raw_members o WHERE o.alert_id = a.alert_id AND o.role <> 'mule'
+           AND (EXISTS (SELECT 1 FROM dc_scope_members o WHERE o.alert_id = m.alert_id AND o.role <> 'mule'
                         AND o.account_id IN (SELECT acct FROM dc_core))
                 OR m.account_id IN (SELECT s.account_id FROM detect_raw_members s
-                                    WHERE s.alert_id IN (SELECT alert_id FROM dc_struct)
+                                    WHERE s.alert_id IN (SELECT alert_id FROM dc_struct_all)
                                       AND s.role IN ('mule', 'hub', 'member')))))
 -- step: dc_sink_todo
 -- Sinks of kept alerts of a checked typology whose paid share is not stored yet: detect_sink_paid keeps it per
 -- raw alert (it depends only on the alert's own members, evidence and amount; the runner drops the rows of
 -- replaced alerts, and all of them in a full run), so an incremental run reads only new or newly kept alerts'.
-SELECT s.alert_id, s.account_id, a.start_ts, CAST(a.amount AS DOUBLE) AS amount
-FROM detect_raw_members s
-JOIN detect_raw_alerts a ON a.alert_id = s.alert_id
+SELECT s.alert_id, s.account_id, s.start_ts, CAST(s.amount AS DOUBLE) AS amount
+FROM dc_scope_members s
 WHERE s.role = 'sink' AND s.alert_id IN (SELECT alert_id FROM dc_keep)
-  AND a.typology IN (SELECT unnest(string_split($sink_checked, ',')))
+  AND s.typology IN (SELECT unnest(string_split($sink_checked, ',')))
   AND s.alert_id NOT IN (SELECT alert_id FROM detect_sink_paid)
 -- step: dc_sink_tx
 -- The payments that can count, looked up once by the accounts' integer ids (reading every payment's txn_id
@@ -135,7 +176,7 @@ WHERE s.role = 'sink' AND s.alert_id IN (SELECT alert_id FROM dc_keep)
 SELECT txn_id, src_id, dst_id, amount FROM transactions
 WHERE ts >= (SELECT min(start_ts) FROM dc_sink_todo)
   AND dst_id IN (SELECT account_id FROM dc_sink_todo)
-  AND src_id IN (SELECT o.account_id FROM detect_raw_members o
+  AND src_id IN (SELECT o.account_id FROM dc_scope_members o
                  WHERE o.role IN ('mule', 'hub') AND o.alert_id IN (SELECT alert_id FROM dc_sink_todo))
 -- step: dc_sink_new
 -- What each of those sinks received from the alert's mules and hubs, as a share of the alert's money (NULL:
@@ -146,7 +187,7 @@ LEFT JOIN (
   SELECT e.alert_id, x.dst_id, x.amount FROM detect_raw_evidence e
   JOIN dc_sink_tx x ON x.txn_id = e.txn_id
   WHERE e.alert_id IN (SELECT alert_id FROM dc_sink_todo)
-    AND x.src_id IN (SELECT o.account_id FROM detect_raw_members o WHERE o.alert_id = e.alert_id AND o.role IN ('mule', 'hub'))
+    AND x.src_id IN (SELECT o.account_id FROM dc_scope_members o WHERE o.alert_id = e.alert_id AND o.role IN ('mule', 'hub'))
 ) p ON p.alert_id = t.alert_id AND p.dst_id = t.account_id
 GROUP BY t.alert_id, t.account_id
 -- step: dc_sink_paid

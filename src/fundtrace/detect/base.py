@@ -140,11 +140,13 @@ def name_accounts(engine, ids_table: str) -> None:
     """Make sure ``dx_names`` (account_id, bank, account) names every account_id of table ``ids_table``.
 
     ``dx_names`` is a cache for the whole run (the runner drops ``dx_`` tables at its start and end);
-    only accounts it lacks are looked up, in ``accounts`` first, then in the payments in two steps:
-    one payment per account found by its integer ids alone, then the name strings of those payments
-    only (by DuckDB's ``rowid``). Reading the name columns of every payment of the members (or of
-    all payments, to name every account at once) cost 1.5-3.5 s at 10 M payments. An id is a hash of
-    (bank, account), so the names found are the same whichever table or payment they come from.
+    only accounts it lacks are looked up: in the names stored by earlier runs (``detect_names``), in
+    ``accounts``, then in the payments in two steps: one payment per account found by its integer ids
+    alone, then the name strings of those payments only (by DuckDB's ``rowid``; that still reads the name
+    columns of every row group holding one, nearly all of them: ~0.3 CPU s at 10 M payments). Reading the
+    name columns of every payment of the members (or of all payments, to name every account at once) cost
+    1.5-3.5 s at 10 M payments. An id is a hash of (bank, account), so the names found are the same
+    whichever table or payment they come from.
     """
     if not engine.table_exists("dx_names"):
         engine.materialise(
@@ -161,17 +163,18 @@ def name_accounts(engine, ids_table: str) -> None:
 
 
 def _look_up_names(engine, missing: str) -> None:
-    """Name the accounts of ``dx_unnamed`` from ``accounts``, else from the payments they made, else
-    from those they received: one payment per account found on the integer ids alone, then the name
-    strings of those payments only (by DuckDB's ``rowid``)."""
-    engine.execute(
-        """INSERT INTO dx_names SELECT account_id, min(bank), min(account) FROM accounts
-           WHERE account_id IN (SELECT account_id FROM dx_unnamed) GROUP BY account_id"""
-    )
+    """Name the accounts of ``dx_unnamed`` from ``detect_names``, ``accounts``, else from the payments they made,
+    else from those they received (see :func:`name_accounts`)."""
+    for table in ("detect_names", "accounts"):
+        if engine.table_exists(table):
+            engine.execute(
+                f"""INSERT INTO dx_names SELECT account_id, min(bank), min(account) FROM {table}
+                    WHERE account_id IN (SELECT account_id FROM dx_unnamed) GROUP BY account_id"""
+            )
+            engine.materialise("dx_unnamed", missing)
+            if engine.count("dx_unnamed") == 0:
+                return
     for side in ("src", "dst"):  # nearly every member pays: the payee side is for the few that never do
-        engine.materialise("dx_unnamed", missing)
-        if engine.count("dx_unnamed") == 0:
-            return
         engine.materialise(
             "dx_named_by",
             f"""SELECT {side}_id AS account_id, min(rowid) AS r FROM transactions
@@ -181,6 +184,9 @@ def _look_up_names(engine, missing: str) -> None:
             f"""INSERT INTO dx_names SELECT {side}_id, {side}_bank, {side}_account
                 FROM transactions WHERE rowid IN (SELECT r FROM dx_named_by)"""
         )
+        engine.materialise("dx_unnamed", missing)
+        if engine.count("dx_unnamed") == 0:
+            return
 
 
 def concat(detections: list[Detection]) -> Detection:

@@ -30,9 +30,10 @@ class DuckDBEngine(Engine):
         self.con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}', params or {}).fetchall()
 
     def table_exists(self, name: str) -> bool:
-        rows = self.con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
-            "UNION ALL SELECT count(*) FROM duckdb_views() WHERE view_name = ?",
-            [name, name],
-        ).fetchall()
-        return sum(r[0] for r in rows) > 0
+        # tables first: listing the views (DuckDB's own included) costs twice as much, and most names asked are tables
+        if self.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0]:
+            return True
+        return self.con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [name]).fetchall()[0][0] > 0
+
+    def count(self, name: str) -> int:
+        return self.con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
