@@ -205,3 +205,64 @@ def test_layering_scope_equals_a_full_run(tmp_path, name):
     # the bystander was kept as stored: fewer scatter-gather alerts recomputed than there are after the cutoff
     assert _alerts_of(expected, "scatter_gather", "bs")
     assert result["recomputed"].get("scatter_gather", 0) < len(_raw(expected, "scatter_gather"))
+
+
+def _keyed(det, keys: set) -> set:
+    """(alert id, typology, sorted members with roles, sorted evidence) of the alerts a key account keys."""
+    members, evidence = {}, {}
+    for r in det.members.to_pylist():
+        members.setdefault(r["alert_id"], []).append((r["account_id"], r["role"]))
+    for r in det.evidence.to_pylist():
+        evidence.setdefault(r["alert_id"], []).append(r["txn_id"])
+    roles = {"scatter_gather": ("source", "sink"), "gather_scatter": ("hub",)}
+    return {
+        (a["alert_id"], a["typology"], tuple(sorted(members[a["alert_id"]])), tuple(sorted(evidence[a["alert_id"]])))
+        for a in det.alerts.to_pylist()
+        if any(acct in keys and role in roles[a["typology"]] for acct, role in members[a["alert_id"]])
+    }
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("options", [{}, {"layer_tolerance": 0.05}, {"layer_tolerance": 1.5}, {"layer_max": 1e9}])
+def test_scoped_paths_are_the_key_accounts_paths_of_a_full_run(tmp_path, seed, options):
+    """The scope's sg_paths, built from the key accounts' payments against every payment, are exactly the paths of
+    layering's own sg_paths over every payment with a key source or sink, and the layering run on the narrowed
+    payments finds exactly the full run's alerts with a key source, sink or hub (random payments with hub
+    buckets, random touched accounts; tolerances below, between and above the band widths)."""
+    import random
+
+    import pyarrow as pa
+
+    from fundtrace import queries
+    from fundtrace.detect.base import params_for
+    from fundtrace.detect.scopes import detect_layering, layering_scope
+    from fundtrace.detect.settings import DetectSettings
+    from test_detect_oracle import _engine_for, _layering_rows
+
+    settings = DetectSettings(**({"layer_window_hours": 6, "layer_max": 14} | options))
+    ws, engine = _engine_for(tmp_path, _layering_rows(seed), settings)
+    engine.materialise("dt_all", "SELECT * FROM dt_tx")  # as an incremental run: dt_tx a view the scope replaces
+    engine.execute("DROP TABLE dt_tx")
+    engine.execute("CREATE TEMP VIEW dt_tx AS SELECT * FROM dt_all")
+    q = queries.get("detect_layering")
+    engine.run_steps([s for s in q.steps if s[0] in ("ly_acct", "ly_hub", "sg_paths")], q.bind(params_for(q, settings)))
+    engine.materialise("ref_paths", "SELECT * FROM sg_paths")
+    for name in ("ly_acct", "ly_hub", "sg_paths"):
+        engine.execute(f'DROP TABLE "{name}"')
+    full = detect_layering(engine, settings)
+    for name in ("ly_acct", "ly_hub"):
+        engine.execute(f'DROP TABLE "{name}"')
+    accounts = sorted(r[0] for r in ws.con.execute("SELECT DISTINCT src_id FROM dt_all").fetchall())
+    touched = random.Random(seed).sample(accounts, 3)
+    engine.register("dx_touched", pa.table({"account_id": pa.array(touched, pa.uint64())}))
+    layering_scope(engine, settings, "keys")
+    keys = {r[0] for r in ws.con.execute("SELECT account_id FROM keys").fetchall()}
+    assert set(touched) <= keys < set(accounts)
+    ref = "SELECT * FROM ref_paths WHERE src IN (SELECT account_id FROM keys) OR sink IN (SELECT account_id FROM keys)"
+    assert ws.con.execute(f"SELECT count(*) FROM ({ref})").fetchall()[0][0] > 0
+    for a, b in ((ref, "SELECT * FROM sg_paths"), ("SELECT * FROM sg_paths", ref)):
+        assert ws.con.execute(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchall() == [(0,)]
+    scoped = detect_layering(engine, settings)
+    assert not ws.con.execute("SELECT * FROM duckdb_tables() WHERE table_name = 'sg_paths'").fetchall()
+    assert _keyed(scoped, keys) == _keyed(full, keys)
+    assert _keyed(full, keys) or options.get("layer_tolerance") == 0.05

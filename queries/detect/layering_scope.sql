@@ -1,8 +1,8 @@
 -- name: detect_layering_scope
 -- kind: detect
--- description: What an incremental run of layering recomputes (fundtrace.detect.scopes.layering_scope): the key accounts whose scatter-gather (as source or sink) and gather-scatter (as hub) alerts new payments can change, and the payments an exact recomputation of exactly those alerts reads.
+-- description: What an incremental run of layering recomputes (fundtrace.detect.scopes.layering_scope): the key accounts whose scatter-gather (as source or sink) and gather-scatter (as hub) alerts new payments can change, the two-hop paths of exactly those scatter-gather alerts, and the payments the rest of layering reads for them.
 -- inputs: dt_tx (every payment of the family's context), ly_hub (layering's hub buckets, counted over all of them), dx_touched (the accounts new payments touched)
--- outputs: ly_hc(acct, b): hub buckets the new payments can have made; ly_keys(account_id): the key accounts; ly_tx: the payments layering needs for them (dt_tx's columns).
+-- outputs: ly_hc(acct, b): hub buckets the new payments can have made; ly_keys(account_id): the key accounts; sg_paths: every two-hop path from a key source or to a key sink (layering's sg_paths columns; detect_layering then leaves out its own sg_paths step); ly_tx: the payments the rest of layering needs for them (dt_tx's columns).
 -- param: layer_window_hours DOUBLE = 72  Width of a layering bucket.
 -- param: layer_max DOUBLE = 60  An account with more payments than this in a bucket is a hub there.
 -- param: layer_tolerance DOUBLE = 0.2  Largest relative difference between what an intermediate receives and passes on.
@@ -35,52 +35,85 @@ UNION
 SELECT x.dst_id FROM dt_tx x JOIN ly_hc h ON h.acct = x.src_id AND h.b = x.t // CAST($layer_window_hours * 3600e6 AS BIGINT)
 UNION
 SELECT x.src_id FROM dt_tx x JOIN ly_hc h ON h.acct = x.dst_id AND h.b = x.t // CAST($layer_window_hours * 3600e6 AS BIGINT)
--- step: ly_pk
--- Join keys of the key accounts' payments, as sg_paths packs bucket and amount band (see there): a payment out
--- of a key source (a path's first payment) with the keys it probes, a payment into a key sink (a path's second
--- payment) with every key of a first payment that probes its own. Payments with an end that is a hub in their
--- bucket are no path's. The key accounts' payments are the small side.
-SELECT 'out' AS dir, x.t, x.src_id, x.dst_id, x.amt, (x.b + kb) * 128 + x.qlo + kq + 64 AS bq
-FROM (
+-- step: sg_paths
+-- Layering's sg_paths restricted to the paths a key alert is made of: those from a key source or to a key sink
+-- (a scatter-gather alert is one (source, sink) pair's paths). The key accounts' payments (kn: neither end a hub
+-- in the payment's bucket) are the build side, each payment of the context probes once, after a semi-join on the
+-- intermediates the key payments reach (most payments are dropped before their band is computed). Paths from a
+-- key source: its payments out expanded to the buckets and bands they reach, as in sg_paths, against every
+-- payment's (bucket, band). Paths to a key sink from a source that is not a key: its payments in expanded
+-- backwards, b - kb and q - kq, against every payment's (bucket, lower band); the test q <= the upper band of
+-- the first payment then accepts exactly the pairs sg_paths' expansion does (kb, kq in 0..1, qlo + kq <= qhi).
+-- Hub buckets of every end are tested against ly_hub, counted over every payment of the context.
+WITH k AS (
   SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
-         CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor((ln(amt) + ln(1 - least(greatest($layer_tolerance, 0), 0.9))) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9))))) - 1e-9) AS BIGINT)
-              ELSE 0 END AS qlo,
-         CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor((ln(amt) + ln(1 + greatest($layer_tolerance, 0))) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9))))) + 1e-9) AS BIGINT)
-              ELSE 0 END AS qhi
-  FROM dt_tx WHERE src_id IN (SELECT account_id FROM ly_keys)
-) x
-LEFT JOIN ly_hub s ON s.acct = x.src_id AND s.b = x.b
-LEFT JOIN ly_hub d ON d.acct = x.dst_id AND d.b = x.b
-CROSS JOIN (VALUES (0, 0), (1, 0), (0, 1), (1, 1)) AS ks(kb, kq)
-WHERE x.qlo + kq <= x.qhi AND s.acct IS NULL AND d.acct IS NULL
+         src_id IN (SELECT account_id FROM ly_keys) AS src_key
+  FROM dt_tx WHERE src_id IN (SELECT account_id FROM ly_keys) OR dst_id IN (SELECT account_id FROM ly_keys)
+),
+kn AS (
+  SELECT k.* FROM k
+  LEFT JOIN ly_hub s ON s.acct = k.src_id AND s.b = k.b
+  LEFT JOIN ly_hub d ON d.acct = k.dst_id AND d.b = k.b
+  WHERE s.acct IS NULL AND d.acct IS NULL
+)
+SELECT p.* FROM (
+  SELECT a.src_id AS src, a.dst_id AS mid, c.dst_id AS sink, a.b, a.t AS t1, c.t AS t2, a.amt AS a1, c.amt AS a2
+  FROM (
+    SELECT x.t, x.src_id, x.dst_id, x.amt, x.b, (x.b + kb) * 128 + x.qlo + kq + 64 AS bq
+    FROM (
+      SELECT t, src_id, dst_id, amt, b,
+             CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor((ln(amt) + ln(1 - least(greatest($layer_tolerance, 0), 0.9))) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9))))) - 1e-9) AS BIGINT)
+                  ELSE 0 END AS qlo,
+             CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor((ln(amt) + ln(1 + greatest($layer_tolerance, 0))) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9))))) + 1e-9) AS BIGINT)
+                  ELSE 0 END AS qhi
+      FROM kn WHERE src_key
+    ) x
+    CROSS JOIN (VALUES (0, 0), (1, 0), (0, 1), (1, 1)) AS ks(kb, kq)
+    WHERE x.qlo + kq <= x.qhi
+  ) a
+  JOIN (
+    SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
+           t // CAST($layer_window_hours * 3600e6 AS BIGINT) * 128 + CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor(ln(amt) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9)))))) AS BIGINT) ELSE 0 END + 64 AS bq
+    FROM dt_tx WHERE src_id IN (SELECT dst_id FROM kn WHERE src_key)
+  ) c ON c.src_id = a.dst_id AND c.bq = a.bq
+  LEFT JOIN ly_hub s ON s.acct = c.src_id AND s.b = c.b
+  LEFT JOIN ly_hub d ON d.acct = c.dst_id AND d.b = c.b
+  WHERE c.t >= a.t AND c.t <= a.t + CAST($layer_window_hours * 3600e6 AS BIGINT)
+    AND c.dst_id <> a.src_id AND abs(c.amt - a.amt) <= $layer_tolerance * a.amt
+    AND s.acct IS NULL AND d.acct IS NULL
+) p
 UNION ALL
-SELECT 'in', x.t, x.src_id, x.dst_id, x.amt, (x.b - kb) * 128 + x.q - kq + 64
-FROM (
-  SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b, CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor(ln(amt) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9)))))) AS BIGINT) ELSE 0 END AS q
-  FROM dt_tx WHERE dst_id IN (SELECT account_id FROM ly_keys)
-) x
-LEFT JOIN ly_hub s ON s.acct = x.src_id AND s.b = x.b
-LEFT JOIN ly_hub d ON d.acct = x.dst_id AND d.b = x.b
-CROSS JOIN (VALUES (0, 0), (1, 0), (0, 1), (1, 1)) AS ks(kb, kq)
-WHERE s.acct IS NULL AND d.acct IS NULL
+SELECT p.src, p.mid, p.sink, p.b, p.t1, p.t2, p.a1, p.a2 FROM (
+  SELECT a.src_id AS src, a.dst_id AS mid, c.dst_id AS sink, a.b, a.t AS t1, c.t AS t2, a.amt AS a1, c.amt AS a2, c.q
+  FROM (
+    SELECT x.t, x.src_id, x.dst_id, x.amt, x.q, (x.b - kb) * 128 + x.q - kq + 64 AS bq
+    FROM (
+      SELECT t, src_id, dst_id, amt, b,
+             CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor(ln(amt) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9)))))) AS BIGINT) ELSE 0 END AS q
+      FROM kn WHERE dst_id IN (SELECT account_id FROM ly_keys)
+    ) x
+    CROSS JOIN (VALUES (0, 0), (1, 0), (0, 1), (1, 1)) AS ks(kb, kq)
+  ) c
+  JOIN (
+    SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
+           t // CAST($layer_window_hours * 3600e6 AS BIGINT) * 128 + CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor((ln(amt) + ln(1 - least(greatest($layer_tolerance, 0), 0.9))) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9))))) - 1e-9) AS BIGINT) ELSE 0 END + 64 AS bq
+    FROM dt_tx WHERE dst_id IN (SELECT src_id FROM kn WHERE dst_id IN (SELECT account_id FROM ly_keys))
+  ) a ON c.src_id = a.dst_id AND c.bq = a.bq
+  LEFT JOIN ly_hub s ON s.acct = a.src_id AND s.b = a.b
+  LEFT JOIN ly_hub m ON m.acct = a.dst_id AND m.b = a.b
+  WHERE c.t >= a.t AND c.t <= a.t + CAST($layer_window_hours * 3600e6 AS BIGINT)
+    AND c.dst_id <> a.src_id AND abs(c.amt - a.amt) <= $layer_tolerance * a.amt
+    AND s.acct IS NULL AND m.acct IS NULL
+    AND a.src_id NOT IN (SELECT account_id FROM ly_keys)
+) p
+WHERE p.q <= CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor((ln(p.a1) + ln(1 + greatest($layer_tolerance, 0))) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9))))) + 1e-9) AS BIGINT) ELSE 0 END
 -- step: ly_tx
--- The payments layering needs for the key accounts: their own (a gather-scatter hub's window reads every one of
--- its payments) and the other payment of every two-hop path from a key source or to a key sink: the payments
--- out of the intermediates a key source pays that match one of its payments in sg_paths' join, and the payments
--- into the intermediates that pay a key sink that match one of its payments in (a superset: hub buckets of the
--- other payment and the band's upper bound are not checked; layering's own steps check them, against hub
--- buckets counted over every payment). Payments alike in payer, payee, time and amount match alike, so sg_ev
--- finds the same evidence. Each payment once (UNION).
+-- The payments the rest of layering reads: the key accounts' own (a gather-scatter hub's window reads every one of
+-- its payments) and those the paths are made of (sg_ev looks a hit's payments up by payer, payee, time and amount;
+-- payments alike in those match alike), each once: the keys' payments, then the others that match a path.
 SELECT * FROM dt_tx WHERE src_id IN (SELECT account_id FROM ly_keys) OR dst_id IN (SELECT account_id FROM ly_keys)
-UNION
-SELECT c.txn_id, c.t, c.src_id, c.dst_id, c.amt, c.cash_out
-FROM (SELECT *, t // CAST($layer_window_hours * 3600e6 AS BIGINT) * 128 + CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor(ln(amt) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9)))))) AS BIGINT) ELSE 0 END + 64 AS bq FROM dt_tx) c
-JOIN (SELECT * FROM ly_pk WHERE dir = 'out') a ON c.src_id = a.dst_id AND c.bq = a.bq
-WHERE c.t >= a.t AND c.t <= a.t + CAST($layer_window_hours * 3600e6 AS BIGINT)
-  AND c.dst_id <> a.src_id AND abs(c.amt - a.amt) <= $layer_tolerance * a.amt
-UNION
-SELECT a.txn_id, a.t, a.src_id, a.dst_id, a.amt, a.cash_out
-FROM (SELECT *, t // CAST($layer_window_hours * 3600e6 AS BIGINT) * 128 + CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor((ln(amt) + ln(1 - least(greatest($layer_tolerance, 0), 0.9))) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9))))) - 1e-9) AS BIGINT) ELSE 0 END + 64 AS bq FROM dt_tx) a
-JOIN (SELECT * FROM ly_pk WHERE dir = 'in') c ON c.src_id = a.dst_id AND c.bq = a.bq
-WHERE c.t >= a.t AND c.t <= a.t + CAST($layer_window_hours * 3600e6 AS BIGINT)
-  AND c.dst_id <> a.src_id AND abs(c.amt - a.amt) <= $layer_tolerance * a.amt
+UNION ALL
+SELECT x.* FROM dt_tx x
+SEMI JOIN (SELECT src AS s, mid AS d, t1 AS t, a1 AS a FROM sg_paths UNION SELECT mid, sink, t2, a2 FROM sg_paths) p
+  ON x.src_id = p.s AND x.dst_id = p.d AND x.t = p.t AND x.amt = p.a
+WHERE x.src_id NOT IN (SELECT account_id FROM ly_keys) AND x.dst_id NOT IN (SELECT account_id FROM ly_keys)

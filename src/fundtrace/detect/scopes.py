@@ -40,11 +40,13 @@ def detect_layering(engine, settings: DetectSettings) -> Detection:
     """Scatter-gather and gather-scatter (``queries/detect/layering.sql``).
 
     When the hub buckets are there already (``ly_hub``: :func:`layering_scope` counted them over every
-    payment of the context before narrowing ``dt_tx``), the query's own hub steps are left out.
+    payment of the context before narrowing ``dt_tx``), the query's own hub steps are left out; so is its
+    ``sg_paths`` when the scope made it (the key alerts' paths, from every payment of the context).
     """
     _ensure(engine, settings)
     q = queries.get("detect_layering")
-    steps = [s for s in q.steps if s[0] not in _HUBS] if engine.table_exists("ly_hub") else q.steps
+    made = (_HUBS if engine.table_exists("ly_hub") else ()) + (("sg_paths",) if engine.table_exists("sg_paths") else ())
+    steps = [s for s in q.steps if s[0] not in made]
     detection = collect(engine, engine.run_steps(steps, q.bind(params_for(q, settings))))
     release(engine, "detect_layering")
     return detection
@@ -54,15 +56,17 @@ def layering_scope(engine, settings: DetectSettings, table: str) -> dict[str, tu
     """Key accounts of scatter-gather (source or sink) and gather-scatter (hub), and their payments.
 
     ``ly_hub`` from every payment of the context; ``queries/detect/layering_scope.sql`` for the keys (the
-    touched accounts and the counterparties of an account that may have become a hub, in that bucket) and for the
-    payments (``ly_tx``: the key accounts' own, and the other payment of every path through them).
+    touched accounts and the counterparties of an account that may have become a hub, in that bucket), for
+    the two-hop paths from a key source or to a key sink (``sg_paths``, from every payment of the context:
+    :func:`detect_layering` leaves out its own step) and for the payments the rest of layering reads
+    (``ly_tx``: the key accounts' own, and those of the paths).
     """
     q = queries.get("detect_layering")
     engine.run_steps([s for s in q.steps if s[0] in _HUBS], q.bind(params_for(q, settings)))
     run_query(engine, "detect_layering_scope", settings)
     engine.materialise(table, "SELECT account_id FROM ly_keys")
     engine.execute("CREATE OR REPLACE TEMP VIEW dt_tx AS SELECT * FROM ly_tx")
-    for name in ("ly_hc", "ly_keys", "ly_pk"):
+    for name in ("ly_hc", "ly_keys"):
         engine.execute(f'DROP TABLE IF EXISTS "{name}"')
     return {"scatter_gather": ("source", "sink"), "gather_scatter": ("hub",)}
 
