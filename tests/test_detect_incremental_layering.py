@@ -235,8 +235,9 @@ def test_scoped_paths_are_the_key_accounts_paths_of_a_full_run(tmp_path, seed, o
 
     from fundtrace import queries
     from fundtrace.detect.base import params_for
-    from fundtrace.detect.scopes import detect_layering, layering_scope
+    from fundtrace.detect.scopes import layering_scope
     from fundtrace.detect.settings import DetectSettings
+    from fundtrace.detect.sqlfamilies import detect_layering
     from test_detect_oracle import _engine_for, _layering_rows
 
     settings = DetectSettings(**({"layer_window_hours": 6, "layer_max": 14} | options))

@@ -27,29 +27,13 @@ import networkx as nx
 import pyarrow as pa
 
 from fundtrace import queries
-from fundtrace.detect.base import Detection, collect, params_for
+from fundtrace.detect.base import params_for
 from fundtrace.detect.settings import DetectSettings
-from fundtrace.detect.sqlfamilies import _ensure, release, run_query
+from fundtrace.detect.sqlfamilies import run_query
 
-__all__ = ["bipartite_scope", "detect_layering", "layering_scope"]
+__all__ = ["bipartite_scope", "layering_scope"]
 
 _HUBS = ("ly_acct", "ly_hub")  # layering's first steps: the hub buckets
-
-
-def detect_layering(engine, settings: DetectSettings) -> Detection:
-    """Scatter-gather and gather-scatter (``queries/detect/layering.sql``).
-
-    When the hub buckets are there already (``ly_hub``: :func:`layering_scope` counted them over every
-    payment of the context before narrowing ``dt_tx``), the query's own hub steps are left out; so is its
-    ``sg_paths`` when the scope made it (the key alerts' paths, from every payment of the context).
-    """
-    _ensure(engine, settings)
-    q = queries.get("detect_layering")
-    made = (_HUBS if engine.table_exists("ly_hub") else ()) + (("sg_paths",) if engine.table_exists("sg_paths") else ())
-    steps = [s for s in q.steps if s[0] not in made]
-    detection = collect(engine, engine.run_steps(steps, q.bind(params_for(q, settings))))
-    release(engine, "detect_layering")
-    return detection
 
 
 def layering_scope(engine, settings: DetectSettings, table: str) -> dict[str, tuple[str, ...]]:

@@ -105,9 +105,21 @@ def detect_fans(engine, settings: DetectSettings) -> Detection:
 
 
 def detect_layering(engine, settings: DetectSettings) -> Detection:
-    """Scatter-gather and gather-scatter within ``layer_window_hours`` buckets."""
+    """Scatter-gather and gather-scatter within ``layer_window_hours`` buckets.
+
+    In an incremental run the layering scope (``fundtrace.detect.scopes.layering_scope``) has already
+    counted the hub buckets (``ly_acct``, ``ly_hub``) over every payment of the context and built the key
+    alerts' two-hop paths (``sg_paths``) before narrowing ``dt_tx``: those steps of the query are left out.
+    """
     _ensure(engine, settings)
-    return _run_and_collect(engine, "detect_layering", settings)
+    q = queries.get("detect_layering")
+    made = ({"ly_acct", "ly_hub"} if engine.table_exists("ly_hub") else set()) | (
+        {"sg_paths"} if engine.table_exists("sg_paths") else set()
+    )
+    steps = [s for s in q.steps if s[0] not in made]
+    detection = collect(engine, engine.run_steps(steps, q.bind(params_for(q, settings))))
+    release(engine, "detect_layering")
+    return detection
 
 
 def detect_cycles(engine, settings: DetectSettings) -> Detection:
