@@ -1,9 +1,10 @@
 -- name: detect_prep
 -- kind: detect
--- description: The transactions every detector reads: from ctx_from on, a holder's transfers between their own accounts removed unless the money only transits the holder, times as integer microseconds, cash_out for the cash-out channels (atm, crypto, cross_border).
+-- description: The transactions every detector reads: from ctx_from on (before ctx_to), a holder's transfers between their own accounts removed unless the money only transits the holder, times as integer microseconds, cash_out for the cash-out channels (atm, crypto, cross_border).
 -- inputs: transactions, accounts
 -- outputs: dt_tx(txn_id, t, src_id, dst_id, amt DOUBLE, cash_out BOOLEAN): lean, since every detector scans it and it must stay in memory (10 M rows ~ 0.6 GB).
 -- param: ctx_from TIMESTAMP = 1970-01-01  Earliest transaction time to read (incremental runs read a window before the new batch).
+-- param: ctx_to TIMESTAMP = NULL  Transactions before this time only, NULL for no end (an incremental run adds an earlier slice to what it prepared).
 -- param: skip_same_holder BOOLEAN = true  Drop transfers between two accounts with the same holder_id (a person moving their own money).
 -- param: same_holder_onward BOOLEAN = true  Keep such a transfer when the money only transits the holder: it came from other holders and the receiving account passed it on to other holders (cash-out, or not an innocent kind), all within dwell_hours (a card farm's accounts under one bought identity).
 -- param: dwell_hours DOUBLE = 48  How long money may stay in an account and still count as passed through.
@@ -31,7 +32,7 @@ WITH own AS (
   JOIN dt_holder hs ON hs.account_id = tx.src_id
   JOIN dt_holder hd ON hd.account_id = tx.dst_id
   WHERE $skip_same_holder AND $same_holder_onward
-    AND tx.ts >= $ctx_from AND tx.src_id <> tx.dst_id AND hs.holder_id = hd.holder_id
+    AND tx.ts >= $ctx_from AND ($ctx_to IS NULL OR tx.ts < $ctx_to) AND tx.src_id <> tx.dst_id AND hs.holder_id = hd.holder_id
 ),
 came AS (  -- when enough money from other holders (not of an innocent kind) had come in: the latest t_in with
            -- at least (1 - keep_max) of the amount arriving in [t_in, t], looking back at most dwell_hours
@@ -73,7 +74,7 @@ SELECT tx.txn_id, epoch_us(tx.ts) AS t, tx.src_id, tx.dst_id, CAST(tx.amount AS 
 FROM transactions tx
 LEFT JOIN dt_holder hs ON hs.account_id = tx.src_id
 LEFT JOIN dt_holder hd ON hd.account_id = tx.dst_id
-WHERE tx.ts >= $ctx_from
+WHERE tx.ts >= $ctx_from AND ($ctx_to IS NULL OR tx.ts < $ctx_to)
   AND tx.src_id <> tx.dst_id
   AND NOT ($skip_same_holder AND coalesce(hs.holder_id = hd.holder_id, false))
 UNION ALL

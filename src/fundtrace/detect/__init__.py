@@ -565,12 +565,15 @@ def _detect_incremental(engine, settings: DetectSettings, plan: _Plan, windowed,
         cutoffs["pass_through"] = ctxs["pass_through"] = pt_cutoff
         return cutoffs, ctxs
 
-    # Before the episodes are known: every changed one starts at or after the pass-through cutoff.
+    # Before the episodes are known: every changed one starts at or after the pass-through cutoff. The window
+    # families' contexts lie between those with a changed episode there and those with none (``late``): the
+    # payments from the latest are prepared now, the slice before it only if the changed episodes need it.
     cutoffs, ctxs = cutoffs_for(pt_cutoff)
+    _, late = cutoffs_for(None)
     by_account = [f for f in windowed if f.key_role or f.by_hops]
     by_window = [f for f in windowed if not (f.key_role or f.by_hops)]
     account_ctx = min([pt_cutoff] + [ctxs[f.name] for f in by_account if f.key_role])
-    ctx_from = min([account_ctx] + [ctxs[f.name] for f in by_window])
+    ctx_from = min([account_ctx] + [late[f.name] for f in by_window])
     step("preparing transactions")
     with clock.part("prepare"):
         prepare(engine, settings, ctx_from)
@@ -614,6 +617,14 @@ def _detect_incremental(engine, settings: DetectSettings, plan: _Plan, windowed,
     with clock.part("pass_through"):
         cutoffs, ctxs = cutoffs_for(_changed_episodes(engine, settings, pt_cutoff))
         _complete_episodes(engine, settings, ctxs, pt_cutoff)
+    need = min((ctxs[f.name] for f in by_window), default=ctx_from)
+    if need < ctx_from:  # a changed episode widened a window family's context: its payments before ctx_from too
+        with clock.part("prepare"):
+            con.execute("DROP VIEW IF EXISTS temp.dt_tx").fetchall()
+            prepare(engine, settings, need, ctx_to=ctx_from)
+            con.execute("INSERT INTO dt_all SELECT * FROM dt_tx").fetchall()
+            con.execute("DROP TABLE temp.dt_tx").fetchall()
+        log.debug("prepared the payments from %s to %s too", need, ctx_from)
     for fam in [f for f in by_account if f.key_role and f.name != "pass_through"]:
         if fam.name == "dormant_active" and not _can_wake(con, settings):
             run_family(fam, cutoffs[fam.name], _Keys.touched(fam), nothing=True)

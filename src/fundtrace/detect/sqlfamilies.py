@@ -38,10 +38,17 @@ def run_query(engine, name: str, settings: DetectSettings, extra: dict | None = 
     return engine.run_steps(q.steps, q.bind(given | (extra or {})))
 
 
-def prepare(engine, settings: DetectSettings, ctx_from: datetime | None = None) -> None:
-    """Build ``dt_tx`` from the transactions at or after ``ctx_from`` (all when None)."""
+def prepare(
+    engine, settings: DetectSettings, ctx_from: datetime | None = None, *, ctx_to: datetime | None = None
+) -> None:
+    """Build ``dt_tx`` from the transactions at or after ``ctx_from`` (all when None) and before ``ctx_to``.
+
+    Whether a payment is kept depends on that payment alone (a holder's own transfer on the payments
+    around it, read from ``transactions`` whatever the range), so the rows of two adjacent ranges are
+    exactly those of their union.
+    """
     engine.ctx_from = ctx_from or EPOCH  # later queries read history before it from transactions
-    run_query(engine, "detect_prep", settings)
+    run_query(engine, "detect_prep", settings, {"ctx_to": ctx_to} if ctx_to is not None else None)
 
 
 # Tables that detectors after the one making them read (and the runner stores pt_hits): kept until the run
