@@ -528,18 +528,22 @@ def _last_pay_batch(con) -> int | None:
     return int(rows[0][0]) if rows else None
 
 
+# Each account's last payment (acct, last_t in epoch us) in the batches after $d up to $m.
+_LAST_PAYS = (
+    "SELECT acct, max(t) AS last_t FROM ("
+    "SELECT src_id AS acct, epoch_us(max(ts)) AS t FROM transactions WHERE batch_id > $d AND batch_id <= $m GROUP BY 1 "
+    "UNION ALL SELECT dst_id, epoch_us(max(ts)) FROM transactions WHERE batch_id > $d AND batch_id <= $m GROUP BY 1"
+    ") GROUP BY acct"
+)
+
+
 def _build_last_pay(con, max_batch: int | None) -> None:
     """``detect_last_pay`` from every payment of batches up to ``max_batch`` (None: emptied, not kept up)."""
     con.execute("DELETE FROM detect_last_pay")
     con.execute("DELETE FROM detect_state WHERE name = 'last_pay_batch'")
     if max_batch is None:
         return
-    con.execute(
-        "INSERT INTO detect_last_pay SELECT acct, max(t) FROM ("
-        "SELECT src_id AS acct, epoch_us(max(ts)) AS t FROM transactions WHERE batch_id <= $m GROUP BY 1 "
-        "UNION ALL SELECT dst_id, epoch_us(max(ts)) FROM transactions WHERE batch_id <= $m GROUP BY 1) GROUP BY acct",
-        {"m": max_batch},
-    )
+    con.execute(f"INSERT INTO detect_last_pay {_LAST_PAYS}", {"d": -1, "m": max_batch})
     con.execute("INSERT INTO detect_state VALUES ('last_pay_batch', $v)", {"v": str(max_batch)})
 
 
@@ -842,13 +846,7 @@ def _update_last_pay(con, settings: DetectSettings, max_batch: int, full: bool) 
         _build_last_pay(con, max_batch if (full and _can_wake(con, settings)) else None)
         return
     if done < max_batch:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE dx_last_new AS SELECT acct, max(t) AS last_t FROM ("
-            "SELECT src_id AS acct, epoch_us(max(ts)) AS t FROM transactions WHERE batch_id > $d AND batch_id <= $m "
-            "GROUP BY 1 UNION ALL SELECT dst_id, epoch_us(max(ts)) FROM transactions WHERE batch_id > $d "
-            "AND batch_id <= $m GROUP BY 1) GROUP BY acct",
-            {"d": done, "m": max_batch},
-        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE dx_last_new AS {_LAST_PAYS}", {"d": done, "m": max_batch})
         # deleted and inserted again, not updated in place (see _update_in_totals)
         con.execute(
             "CREATE OR REPLACE TEMP TABLE dx_last_sum AS SELECT n.acct, greatest(l.last_t, n.last_t) AS last_t "
