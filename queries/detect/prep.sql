@@ -44,6 +44,9 @@ came AS (  -- when enough money from other holders (not of an innocent kind) had
     JOIN transactions x ON x.dst_id = o.src_id
     LEFT JOIN dt_holder hx ON hx.account_id = x.src_id
     WHERE epoch_us(x.ts) <= o.t AND epoch_us(x.ts) >= o.t - CAST($dwell_hours * 3600e6 AS BIGINT)
+      -- the same bounds on the whole range (constants: the scan skips the payments outside it)
+      AND x.ts >= make_timestamp(epoch_us(CAST($ctx_from AS TIMESTAMP)) - CAST($dwell_hours * 3600e6 AS BIGINT))
+      AND ($ctx_to IS NULL OR x.ts < $ctx_to)
       AND x.src_id <> x.dst_id AND hx.holder_id IS DISTINCT FROM o.holder_id
       AND x.src_id NOT IN (SELECT account_id FROM dt_innocent)
   ) WHERE cum >= (1 - $keep_max) * amt GROUP BY txn_id
@@ -58,6 +61,8 @@ went AS (  -- when enough had left to other holders (cash-out, or not an innocen
     JOIN transactions x ON x.src_id = o.dst_id
     LEFT JOIN dt_holder hx ON hx.account_id = x.dst_id
     WHERE epoch_us(x.ts) >= o.t AND epoch_us(x.ts) <= o.t + CAST($dwell_hours * 3600e6 AS BIGINT)
+      AND x.ts >= $ctx_from
+      AND ($ctx_to IS NULL OR x.ts < make_timestamp(epoch_us(CAST($ctx_to AS TIMESTAMP)) + CAST($dwell_hours * 3600e6 AS BIGINT)))
       AND x.src_id <> x.dst_id AND hx.holder_id IS DISTINCT FROM o.holder_id
       AND (coalesce(x.channel IN ('atm', 'crypto', 'cross_border'), false)
            OR x.dst_id NOT IN (SELECT account_id FROM dt_innocent))
