@@ -1,7 +1,7 @@
 -- name: detect_layering_scope
 -- kind: detect
 -- description: What an incremental run of layering recomputes (fundtrace.detect.scopes.layering_scope): the key accounts whose scatter-gather (as source or sink) and gather-scatter (as hub) alerts new payments can change, the two-hop paths of exactly those scatter-gather alerts, and the payments the rest of layering reads for them.
--- inputs: dt_tx (every payment of the family's context), ly_hub (layering's hub buckets, counted over all of them), dx_touched (the accounts new payments touched)
+-- inputs: dt_tx (every payment of the family's context), ly_band (layering's amount bands), ly_hub (layering's hub buckets, counted over all of them), dx_touched (the accounts new payments touched)
 -- outputs: ly_hc(acct, b): hub buckets the new payments can have made; ly_keys(account_id): the key accounts; sg_paths: every two-hop path from a key source or to a key sink (layering's sg_paths columns; detect_layering then leaves out its own sg_paths step); ly_tx: the payments the rest of layering needs for them (dt_tx's columns).
 -- param: layer_window_hours DOUBLE = 72  Width of a layering bucket.
 -- param: layer_max DOUBLE = 60  An account with more payments than this in a bucket is a hub there.
@@ -41,9 +41,10 @@ SELECT x.src_id FROM dt_tx x JOIN ly_hc h ON h.acct = x.dst_id AND h.b = x.t // 
 -- in the payment's bucket) are the build side, each payment of the context probes once, after a semi-join on the
 -- intermediates the key payments reach (most payments are dropped before their band is computed). Paths from a
 -- key source: its payments out expanded to the buckets and bands they reach, as in sg_paths, against every
--- payment's (bucket, band). Paths to a key sink from a source that is not a key: its payments in expanded
--- backwards, b - kb and q - kq, against every payment's (bucket, lower band); the test q <= the upper band of
--- the first payment then accepts exactly the pairs sg_paths' expansion does (kb, kq in 0..1, qlo + kq <= qhi).
+-- payment's (bucket, band); the bands are layering's own (ly_band). Paths to a key sink from a source that is
+-- not a key: its payments in expanded backwards, b - kb and q - kq, against every payment's (bucket, lower
+-- band); the test q <= the upper band of the first payment then accepts exactly the pairs sg_paths' expansion
+-- does (kb, kq in 0..1, qlo + kq <= qhi).
 -- Hub buckets of every end are tested against ly_hub, counted over every payment of the context.
 WITH k AS (
   SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
@@ -62,19 +63,17 @@ SELECT p.* FROM (
     SELECT x.t, x.src_id, x.dst_id, x.amt, x.b, (x.b + kb) * 128 + x.qlo + kq + 64 AS bq
     FROM (
       SELECT t, src_id, dst_id, amt, b,
-             CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor((ln(amt) + ln(1 - least(greatest($layer_tolerance, 0), 0.9))) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9))))) - 1e-9) AS BIGINT)
-                  ELSE 0 END AS qlo,
-             CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor((ln(amt) + ln(1 + greatest($layer_tolerance, 0))) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9))))) + 1e-9) AS BIGINT)
-                  ELSE 0 END AS qhi
-      FROM kn WHERE src_key
+             CAST(floor(ln(amt) * d.iw + d.lo) AS BIGINT) AS qlo,
+             CAST(floor(ln(amt) * d.iw + d.hi) AS BIGINT) AS qhi
+      FROM kn CROSS JOIN ly_band d WHERE src_key
     ) x
     CROSS JOIN (VALUES (0, 0), (1, 0), (0, 1), (1, 1)) AS ks(kb, kq)
     WHERE x.qlo + kq <= x.qhi
   ) a
   JOIN (
     SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
-           t // CAST($layer_window_hours * 3600e6 AS BIGINT) * 128 + CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor(ln(amt) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9)))))) AS BIGINT) ELSE 0 END + 64 AS bq
-    FROM dt_tx WHERE src_id IN (SELECT dst_id FROM kn WHERE src_key)
+           t // CAST($layer_window_hours * 3600e6 AS BIGINT) * 128 + CAST(floor(ln(amt) * d.iw) AS BIGINT) + 64 AS bq
+    FROM dt_tx CROSS JOIN ly_band d WHERE src_id IN (SELECT dst_id FROM kn WHERE src_key)
   ) c ON c.src_id = a.dst_id AND c.bq = a.bq
   LEFT JOIN ly_hub s ON s.acct = c.src_id AND s.b = c.b
   LEFT JOIN ly_hub d ON d.acct = c.dst_id AND d.b = c.b
@@ -89,15 +88,15 @@ SELECT p.src, p.mid, p.sink, p.b, p.t1, p.t2, p.a1, p.a2 FROM (
     SELECT x.t, x.src_id, x.dst_id, x.amt, x.q, (x.b - kb) * 128 + x.q - kq + 64 AS bq
     FROM (
       SELECT t, src_id, dst_id, amt, b,
-             CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor(ln(amt) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9)))))) AS BIGINT) ELSE 0 END AS q
-      FROM kn WHERE dst_id IN (SELECT account_id FROM ly_keys)
+             CAST(floor(ln(amt) * d.iw) AS BIGINT) AS q
+      FROM kn CROSS JOIN ly_band d WHERE dst_id IN (SELECT account_id FROM ly_keys)
     ) x
     CROSS JOIN (VALUES (0, 0), (1, 0), (0, 1), (1, 1)) AS ks(kb, kq)
   ) c
   JOIN (
     SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
-           t // CAST($layer_window_hours * 3600e6 AS BIGINT) * 128 + CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor((ln(amt) + ln(1 - least(greatest($layer_tolerance, 0), 0.9))) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9))))) - 1e-9) AS BIGINT) ELSE 0 END + 64 AS bq
-    FROM dt_tx WHERE dst_id IN (SELECT src_id FROM kn WHERE dst_id IN (SELECT account_id FROM ly_keys))
+           t // CAST($layer_window_hours * 3600e6 AS BIGINT) * 128 + CAST(floor(ln(amt) * d.iw + d.lo) AS BIGINT) + 64 AS bq
+    FROM dt_tx CROSS JOIN ly_band d WHERE dst_id IN (SELECT src_id FROM kn WHERE dst_id IN (SELECT account_id FROM ly_keys))
   ) a ON c.src_id = a.dst_id AND c.bq = a.bq
   LEFT JOIN ly_hub s ON s.acct = a.src_id AND s.b = a.b
   LEFT JOIN ly_hub m ON m.acct = a.dst_id AND m.b = a.b
@@ -105,8 +104,8 @@ SELECT p.src, p.mid, p.sink, p.b, p.t1, p.t2, p.a1, p.a2 FROM (
     AND c.dst_id <> a.src_id AND abs(c.amt - a.amt) <= $layer_tolerance * a.amt
     AND s.acct IS NULL AND m.acct IS NULL
     AND a.src_id NOT IN (SELECT account_id FROM ly_keys)
-) p
-WHERE p.q <= CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor((ln(p.a1) + ln(1 + greatest($layer_tolerance, 0))) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9))))) + 1e-9) AS BIGINT) ELSE 0 END
+) p CROSS JOIN ly_band d
+WHERE p.q <= CAST(floor(ln(p.a1) * d.iw + d.hi) AS BIGINT)
 -- step: ly_tx
 -- The payments the rest of layering reads: the key accounts' own (a gather-scatter hub's window reads every one of
 -- its payments) and those the paths are made of (sg_ev looks a hit's payments up by payer, payee, time and amount;

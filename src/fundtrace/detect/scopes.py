@@ -33,7 +33,7 @@ from fundtrace.detect.sqlfamilies import run_query
 
 __all__ = ["bipartite_scope", "layering_scope"]
 
-_HUBS = ("ly_acct", "ly_hub")  # layering's first steps: the hub buckets
+_HUBS = ("ly_band", "ly_acct", "ly_hub")  # layering's first steps: the amount bands and the hub buckets
 
 
 def layering_scope(engine, settings: DetectSettings, table: str) -> dict[str, tuple[str, ...]]:
