@@ -2,7 +2,7 @@
 -- kind: detect
 -- description: What an incremental run of layering recomputes (fundtrace.detect.scopes.layering_scope): the key accounts whose scatter-gather (as source or sink) and gather-scatter (as hub) alerts new payments can change, the two-hop paths of exactly those scatter-gather alerts, and the payments the rest of layering reads for them.
 -- inputs: dt_tx (every payment of the family's context), ly_band (layering's amount bands), ly_hub (layering's hub buckets, counted over all of them), dx_touched (the accounts new payments touched)
--- outputs: ly_hc(acct, b): hub buckets the new payments can have made; ly_keys(account_id): the key accounts; sg_paths: every two-hop path from a key source or to a key sink (layering's sg_paths columns; detect_layering then leaves out its own sg_paths step); ly_tx: the payments the rest of layering needs for them (dt_tx's columns).
+-- outputs: ly_hc(acct, b): hub buckets the new payments can have made; ly_keys(account_id): the key accounts; ly_kn: the key accounts' payments that are not a hub's (dt_tx's columns, b, k_src, k_dst); sg_paths: every two-hop path from a key source or to a key sink (layering's sg_paths columns; detect_layering then leaves out its own sg_paths step); ly_px: the paths' other payments (dt_tx's columns). The rest of layering reads ly_kn and ly_px.
 -- param: layer_window_hours DOUBLE = 72  Width of a layering bucket.
 -- param: layer_max DOUBLE = 60  An account with more payments than this in a bucket is a hub there.
 -- param: layer_tolerance DOUBLE = 0.2  Largest relative difference between what an intermediate receives and passes on.
@@ -35,10 +35,22 @@ UNION
 SELECT x.dst_id FROM dt_tx x JOIN ly_hc h ON h.acct = x.src_id AND h.b = x.t // CAST($layer_window_hours * 3600e6 AS BIGINT)
 UNION
 SELECT x.src_id FROM dt_tx x JOIN ly_hc h ON h.acct = x.dst_id AND h.b = x.t // CAST($layer_window_hours * 3600e6 AS BIGINT)
+-- step: ly_kn
+-- The key accounts' payments with neither end a hub in the payment's bucket (k_src, k_dst: which ends are keys):
+-- the build sides of sg_paths, and with the paths' other payments (ly_px) the payments the rest of layering reads
+-- (a gather-scatter hub's window reads every one of its payments that is not a hub's).
+SELECT x.* FROM (
+  SELECT *, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b, src_id IN (SELECT account_id FROM ly_keys) AS k_src,
+         dst_id IN (SELECT account_id FROM ly_keys) AS k_dst
+  FROM dt_tx
+) x
+LEFT JOIN ly_hub s ON s.acct = x.src_id AND s.b = x.b
+LEFT JOIN ly_hub d ON d.acct = x.dst_id AND d.b = x.b
+WHERE (x.k_src OR x.k_dst) AND s.acct IS NULL AND d.acct IS NULL
 -- step: sg_paths
 -- Layering's sg_paths restricted to the paths a key alert is made of: those from a key source or to a key sink
--- (a scatter-gather alert is one (source, sink) pair's paths). The key accounts' payments (kn: neither end a hub
--- in the payment's bucket) are the build side, each payment of the context probes once, after a semi-join on the
+-- (a scatter-gather alert is one (source, sink) pair's paths). The key accounts' payments (ly_kn) are the build
+-- side, each payment of the context probes once, after a semi-join on the
 -- intermediates the key payments reach (most payments are dropped before their band is computed). Paths from a
 -- key source: its payments out expanded to the buckets and bands they reach, as in sg_paths, against every
 -- payment's (bucket, band); the bands are layering's own (ly_band). Paths to a key sink from a source that is
@@ -46,17 +58,6 @@ SELECT x.src_id FROM dt_tx x JOIN ly_hc h ON h.acct = x.dst_id AND h.b = x.t // 
 -- band); the test q <= the upper band of the first payment then accepts exactly the pairs sg_paths' expansion
 -- does (kb, kq in 0..1, qlo + kq <= qhi).
 -- Hub buckets of every end are tested against ly_hub, counted over every payment of the context.
-WITH k AS (
-  SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
-         src_id IN (SELECT account_id FROM ly_keys) AS src_key
-  FROM dt_tx WHERE src_id IN (SELECT account_id FROM ly_keys) OR dst_id IN (SELECT account_id FROM ly_keys)
-),
-kn AS (
-  SELECT k.* FROM k
-  LEFT JOIN ly_hub s ON s.acct = k.src_id AND s.b = k.b
-  LEFT JOIN ly_hub d ON d.acct = k.dst_id AND d.b = k.b
-  WHERE s.acct IS NULL AND d.acct IS NULL
-)
 SELECT p.* FROM (
   SELECT a.src_id AS src, a.dst_id AS mid, c.dst_id AS sink, a.b, a.t AS t1, c.t AS t2, a.amt AS a1, c.amt AS a2
   FROM (
@@ -65,7 +66,7 @@ SELECT p.* FROM (
       SELECT t, src_id, dst_id, amt, b,
              CAST(floor(ln(amt) * d.iw + d.lo) AS BIGINT) AS qlo,
              CAST(floor(ln(amt) * d.iw + d.hi) AS BIGINT) AS qhi
-      FROM kn CROSS JOIN ly_band d WHERE src_key
+      FROM ly_kn CROSS JOIN ly_band d WHERE k_src
     ) x
     CROSS JOIN (VALUES (0, 0), (1, 0), (0, 1), (1, 1)) AS ks(kb, kq)
     WHERE x.qlo + kq <= x.qhi
@@ -73,7 +74,7 @@ SELECT p.* FROM (
   JOIN (
     SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
            t // CAST($layer_window_hours * 3600e6 AS BIGINT) * 128 + CAST(floor(ln(amt) * d.iw) AS BIGINT) + 64 AS bq
-    FROM dt_tx CROSS JOIN ly_band d WHERE src_id IN (SELECT dst_id FROM kn WHERE src_key)
+    FROM dt_tx CROSS JOIN ly_band d WHERE src_id IN (SELECT dst_id FROM ly_kn WHERE k_src)
   ) c ON c.src_id = a.dst_id AND c.bq = a.bq
   LEFT JOIN ly_hub s ON s.acct = c.src_id AND s.b = c.b
   LEFT JOIN ly_hub d ON d.acct = c.dst_id AND d.b = c.b
@@ -89,14 +90,14 @@ SELECT p.src, p.mid, p.sink, p.b, p.t1, p.t2, p.a1, p.a2 FROM (
     FROM (
       SELECT t, src_id, dst_id, amt, b,
              CAST(floor(ln(amt) * d.iw) AS BIGINT) AS q
-      FROM kn CROSS JOIN ly_band d WHERE dst_id IN (SELECT account_id FROM ly_keys)
+      FROM ly_kn CROSS JOIN ly_band d WHERE k_dst
     ) x
     CROSS JOIN (VALUES (0, 0), (1, 0), (0, 1), (1, 1)) AS ks(kb, kq)
   ) c
   JOIN (
     SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
            t // CAST($layer_window_hours * 3600e6 AS BIGINT) * 128 + CAST(floor(ln(amt) * d.iw + d.lo) AS BIGINT) + 64 AS bq
-    FROM dt_tx CROSS JOIN ly_band d WHERE dst_id IN (SELECT src_id FROM kn WHERE dst_id IN (SELECT account_id FROM ly_keys))
+    FROM dt_tx CROSS JOIN ly_band d WHERE dst_id IN (SELECT src_id FROM ly_kn WHERE k_dst)
   ) a ON c.src_id = a.dst_id AND c.bq = a.bq
   LEFT JOIN ly_hub s ON s.acct = a.src_id AND s.b = a.b
   LEFT JOIN ly_hub m ON m.acct = a.dst_id AND m.b = a.b
@@ -106,12 +107,10 @@ SELECT p.src, p.mid, p.sink, p.b, p.t1, p.t2, p.a1, p.a2 FROM (
     AND a.src_id NOT IN (SELECT account_id FROM ly_keys)
 ) p CROSS JOIN ly_band d
 WHERE p.q <= CAST(floor(ln(p.a1) * d.iw + d.hi) AS BIGINT)
--- step: ly_tx
--- The payments the rest of layering reads: the key accounts' own (a gather-scatter hub's window reads every one of
--- its payments) and those the paths are made of (sg_ev looks a hit's payments up by payer, payee, time and amount;
--- payments alike in those match alike), each once: the keys' payments, then the others that match a path.
-SELECT * FROM dt_tx WHERE src_id IN (SELECT account_id FROM ly_keys) OR dst_id IN (SELECT account_id FROM ly_keys)
-UNION ALL
+-- step: ly_px
+-- The other payments of the paths (sg_ev looks a hit's payments up by payer, payee, time and amount; payments
+-- alike in those match alike), those with neither end a key (the others are in ly_kn). The rest of layering reads
+-- ly_kn and ly_px (layering_scope makes dt_tx a view of the two).
 SELECT x.* FROM dt_tx x
 SEMI JOIN (SELECT src AS s, mid AS d, t1 AS t, a1 AS a FROM sg_paths UNION SELECT mid, sink, t2, a2 FROM sg_paths) p
   ON x.src_id = p.s AND x.dst_id = p.d AND x.t = p.t AND x.amt = p.a

@@ -43,13 +43,14 @@ def layering_scope(engine, settings: DetectSettings, table: str) -> dict[str, tu
     touched accounts and the counterparties of an account that may have become a hub, in that bucket), for
     the two-hop paths from a key source or to a key sink (``sg_paths``, from every payment of the context:
     :func:`detect_layering` leaves out its own step) and for the payments the rest of layering reads
-    (``ly_tx``: the key accounts' own, and those of the paths).
+    (``ly_kn``: the key accounts' own that are not a hub's, and ``ly_px``: the paths' others).
     """
     q = queries.get("detect_layering")
     engine.run_steps([s for s in q.steps if s[0] in _HUBS], q.bind(params_for(q, settings)))
     run_query(engine, "detect_layering_scope", settings)
     engine.materialise(table, "SELECT account_id FROM ly_keys")
-    engine.execute("CREATE OR REPLACE TEMP VIEW dt_tx AS SELECT * FROM ly_tx")
+    cols = "txn_id, t, src_id, dst_id, amt"  # dt_tx's (queries/detect/prep.sql)
+    engine.execute(f"CREATE OR REPLACE TEMP VIEW dt_tx AS SELECT {cols} FROM ly_kn UNION ALL SELECT {cols} FROM ly_px")
     for name in ("ly_hc", "ly_keys"):
         engine.execute(f'DROP TABLE IF EXISTS "{name}"')
     return {"scatter_gather": ("source", "sink"), "gather_scatter": ("hub",)}
