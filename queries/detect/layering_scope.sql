@@ -1,11 +1,37 @@
 -- name: detect_layering_scope
 -- kind: detect
 -- description: What an incremental run of layering recomputes (fundtrace.detect.scopes.layering_scope): the key accounts whose scatter-gather (as source or sink) and gather-scatter (as hub) alerts new payments can change, the two-hop paths of exactly those scatter-gather alerts, and the payments the rest of layering reads for them.
--- inputs: dt_tx (every payment of the family's context), ly_band (layering's amount bands), ly_hub (layering's hub buckets, counted over all of them), dx_touched (the accounts new payments touched)
--- outputs: ly_hc(acct, b): hub buckets the new payments can have made; ly_keys(account_id): the key accounts; ly_kn: the key accounts' payments that are not a hub's (dt_tx's columns, b, k_src, k_dst); sg_paths: every two-hop path from a key source or to a key sink (layering's sg_paths columns; detect_layering then leaves out its own sg_paths step); ly_px: the paths' other payments (dt_tx's columns). The rest of layering reads ly_kn and ly_px.
+-- inputs: dt_tx (every payment of the family's context), ly_band (layering's amount bands), ly_hub (layering's hub buckets, counted over all of them) or dx_ly_stored (the stored ones, see dx_ly_hn), dx_touched (the accounts new payments touched)
+-- outputs: dx_ly_fb(fb), dx_ly_hn(acct, b, n), ly_hub(acct, b, n): the first bucket wholly in the context, the touched accounts' hub buckets counted again from it, and every account's (only with stored hub buckets); ly_hc(acct, b): hub buckets the new payments can have made; ly_keys(account_id): the key accounts; ly_kn: the key accounts' payments that are not a hub's (dt_tx's columns, b, k_src, k_dst); sg_paths: every two-hop path from a key source or to a key sink (layering's sg_paths columns; detect_layering then leaves out its own sg_paths step); ly_px: the paths' other payments (dt_tx's columns). The rest of layering reads ly_kn and ly_px.
 -- param: layer_window_hours DOUBLE = 72  Width of a layering bucket.
 -- param: layer_max DOUBLE = 60  An account with more payments than this in a bucket is a hub there.
 -- param: layer_tolerance DOUBLE = 0.2  Largest relative difference between what an intermediate receives and passes on.
+-- param: ctx_from TIMESTAMP = 1970-01-01  The start of the family's context (dt_tx holds every payment from then on).
+-- step: dx_ly_fb
+-- Only with stored hub buckets (dx_ly_stored: detect_ly_hub current up to the new payments; layering_scope runs
+-- this step and the next two only then): the first bucket wholly inside the context.
+SELECT (epoch_us($ctx_from) + CAST($layer_window_hours * 3600e6 AS BIGINT) - 1) // CAST($layer_window_hours * 3600e6 AS BIGINT) AS fb
+-- step: dx_ly_hn
+-- The touched accounts' hub buckets from fb on, counted over dt_tx. Every payment the new ones add has both ends
+-- touched and lies in the context: no other account's count changes, nor a touched account's before fb.
+SELECT acct, b, count(*) AS n FROM (
+  SELECT src_id AS acct, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx
+  WHERE src_id IN (SELECT account_id FROM dx_touched)
+  UNION ALL
+  SELECT dst_id, t // CAST($layer_window_hours * 3600e6 AS BIGINT) FROM dt_tx
+  WHERE dst_id IN (SELECT account_id FROM dx_touched)
+) WHERE b >= (SELECT fb FROM dx_ly_fb)
+GROUP BY acct, b
+HAVING count(*) > $layer_max
+-- step: ly_hub
+-- Layering's hub buckets over every payment (in place of its ly_acct and ly_hub steps): the stored ones from the
+-- context's first bucket on, but the touched accounts' from fb on, which are counted again (dx_ly_hn).
+SELECT acct, b, n FROM dx_ly_stored
+WHERE b >= epoch_us($ctx_from) // CAST($layer_window_hours * 3600e6 AS BIGINT)
+  AND NOT (acct IN (SELECT account_id FROM dx_touched)
+           AND b >= (SELECT fb FROM dx_ly_fb))
+UNION ALL
+SELECT acct, b, n FROM dx_ly_hn
 -- step: ly_hc
 -- Every payment the new ones add to the payments read (the new payments and a holder's transfers that now count)
 -- has both ends touched, and payments are only ever added: hub counts only grow, and only touched accounts' do.
