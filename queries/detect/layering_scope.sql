@@ -76,8 +76,8 @@ WHERE (x.k_src OR x.k_dst) AND s.acct IS NULL AND d.acct IS NULL
 -- step: sg_paths
 -- Layering's sg_paths restricted to the paths a key alert is made of: those from a key source or to a key sink
 -- (a scatter-gather alert is one (source, sink) pair's paths). The key accounts' payments (ly_kn) are the build
--- side, each payment of the context probes once, after a semi-join on the
--- intermediates the key payments reach (most payments are dropped before their band is computed). Paths from a
+-- side and each payment of the context probes once (a semi-join on the intermediates the key payments reach,
+-- before the bands are computed, cost more than it saved). Paths from a
 -- key source: its payments out expanded to the buckets and bands they reach, as in sg_paths, against every
 -- payment's (bucket, band); the bands are layering's own (ly_band). Paths to a key sink from a source that is
 -- not a key: its payments in expanded backwards, b - kb and q - kq, against every payment's (bucket, lower
@@ -100,7 +100,7 @@ SELECT p.* FROM (
   JOIN (
     SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
            t // CAST($layer_window_hours * 3600e6 AS BIGINT) * 128 + CAST(floor(ln(amt) * d.iw) AS BIGINT) + 64 AS bq
-    FROM dt_tx CROSS JOIN ly_band d WHERE src_id IN (SELECT dst_id FROM ly_kn WHERE k_src)
+    FROM dt_tx CROSS JOIN ly_band d
   ) c ON c.src_id = a.dst_id AND c.bq = a.bq
   LEFT JOIN ly_hub s ON s.acct = c.src_id AND s.b = c.b
   LEFT JOIN ly_hub d ON d.acct = c.dst_id AND d.b = c.b
@@ -123,7 +123,7 @@ SELECT p.src, p.mid, p.sink, p.b, p.t1, p.t2, p.a1, p.a2 FROM (
   JOIN (
     SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
            t // CAST($layer_window_hours * 3600e6 AS BIGINT) * 128 + CAST(floor(ln(amt) * d.iw + d.lo) AS BIGINT) + 64 AS bq
-    FROM dt_tx CROSS JOIN ly_band d WHERE dst_id IN (SELECT src_id FROM ly_kn WHERE k_dst)
+    FROM dt_tx CROSS JOIN ly_band d
   ) a ON c.src_id = a.dst_id AND c.bq = a.bq
   LEFT JOIN ly_hub s ON s.acct = a.src_id AND s.b = a.b
   LEFT JOIN ly_hub m ON m.acct = a.dst_id AND m.b = a.b
