@@ -2,24 +2,29 @@
 -- kind: detect
 -- description: What an incremental run of layering recomputes (fundtrace.detect.scopes.layering_scope): the key accounts whose scatter-gather (as source or sink) and gather-scatter (as hub) alerts new payments can change, the two-hop paths of exactly those scatter-gather alerts, and the payments the rest of layering reads for them.
 -- inputs: dt_tx (every payment of the family's context), ly_band (layering's amount bands), ly_hub (layering's hub buckets, counted over all of them) or dx_ly_stored (the stored ones, see dx_ly_hn), dx_touched (the accounts new payments touched)
--- outputs: dx_ly_fb(fb), dx_ly_hn(acct, b, n), ly_hub(acct, b, n): the first bucket wholly in the context, the touched accounts' hub buckets counted again from it, and every account's (only with stored hub buckets); ly_hc(acct, b): hub buckets the new payments can have made; ly_keys(account_id): the key accounts; ly_kn: the key accounts' payments that are not a hub's (dt_tx's columns, b, k_src, k_dst); sg_paths: every two-hop path from a key source or to a key sink (layering's sg_paths columns; detect_layering then leaves out its own sg_paths step); ly_px: the paths' other payments (dt_tx's columns). The rest of layering reads ly_kn and ly_px.
+-- outputs: ly_tt: the touched accounts' payments; dx_ly_fb(fb), dx_ly_hn(acct, b, n), ly_hub(acct, b, n): the first bucket wholly in the context, the touched accounts' hub buckets counted again from it, and every account's (only with stored hub buckets); ly_hc(acct, b): hub buckets the new payments can have made; ly_keys(account_id): the key accounts; ly_kn: the key accounts' payments that are not a hub's (dt_tx's columns, b, k_src, k_dst); sg_paths: every two-hop path from a key source or to a key sink (layering's sg_paths columns; detect_layering then leaves out its own sg_paths step); ly_px: the paths' other payments (dt_tx's columns). The rest of layering reads ly_kn and ly_px.
 -- param: layer_window_hours DOUBLE = 72  Width of a layering bucket.
 -- param: layer_max DOUBLE = 60  An account with more payments than this in a bucket is a hub there.
 -- param: layer_tolerance DOUBLE = 0.2  Largest relative difference between what an intermediate receives and passes on.
 -- param: ctx_from TIMESTAMP = 1970-01-01  The start of the family's context (dt_tx holds every payment from then on).
+-- step: ly_tt
+-- The touched accounts' payments, bucketed (ks, kd: which ends are touched): what the steps up to ly_keys read.
+SELECT * FROM (
+  SELECT t, src_id, dst_id, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b, src_id IN (SELECT account_id FROM dx_touched) AS ks,
+         dst_id IN (SELECT account_id FROM dx_touched) AS kd
+  FROM dt_tx
+) WHERE ks OR kd
 -- step: dx_ly_fb
 -- Only with stored hub buckets (dx_ly_stored: detect_ly_hub current up to the new payments; layering_scope runs
 -- this step and the next two only then): the first bucket wholly inside the context.
 SELECT (epoch_us($ctx_from) + CAST($layer_window_hours * 3600e6 AS BIGINT) - 1) // CAST($layer_window_hours * 3600e6 AS BIGINT) AS fb
 -- step: dx_ly_hn
--- The touched accounts' hub buckets from fb on, counted over dt_tx. Every payment the new ones add has both ends
--- touched and lies in the context: no other account's count changes, nor a touched account's before fb.
+-- The touched accounts' hub buckets from fb on, counted over their payments (ly_tt). Every payment the new ones add
+-- has both ends touched and lies in the context: no other account's count changes, nor a touched account's before fb.
 SELECT acct, b, count(*) AS n FROM (
-  SELECT src_id AS acct, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx
-  WHERE src_id IN (SELECT account_id FROM dx_touched)
+  SELECT src_id AS acct, b FROM ly_tt WHERE ks
   UNION ALL
-  SELECT dst_id, t // CAST($layer_window_hours * 3600e6 AS BIGINT) FROM dt_tx
-  WHERE dst_id IN (SELECT account_id FROM dx_touched)
+  SELECT dst_id, b FROM ly_tt WHERE kd
 ) WHERE b >= (SELECT fb FROM dx_ly_fb)
 GROUP BY acct, b
 HAVING count(*) > $layer_max
@@ -40,11 +45,9 @@ SELECT acct, b, n FROM dx_ly_hn
 SELECT h.acct, h.b FROM ly_hub h
 LEFT JOIN (
   SELECT acct, b, count(*) AS n FROM (
-    SELECT src_id AS acct, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx
-    WHERE src_id IN (SELECT account_id FROM dx_touched) AND dst_id IN (SELECT account_id FROM dx_touched)
+    SELECT src_id AS acct, b FROM ly_tt WHERE ks AND kd
     UNION ALL
-    SELECT dst_id, t // CAST($layer_window_hours * 3600e6 AS BIGINT) FROM dt_tx
-    WHERE src_id IN (SELECT account_id FROM dx_touched) AND dst_id IN (SELECT account_id FROM dx_touched)
+    SELECT dst_id, b FROM ly_tt WHERE ks AND kd
   ) GROUP BY acct, b
 ) x ON x.acct = h.acct AND x.b = h.b
 WHERE h.acct IN (SELECT account_id FROM dx_touched) AND h.n - coalesce(x.n, 0) <= $layer_max
@@ -56,11 +59,12 @@ WHERE h.acct IN (SELECT account_id FROM dx_touched) AND h.n - coalesce(x.n, 0) <
 -- intermediate go (hub buckets are only gained, so none come), and the first payment of each (if the bucket is
 -- the first payment's) has their source as counterparty, the second (if the bucket is the second's) their sink;
 -- a gather-scatter hub's window loses its payments with such a counterparty, which can make or break the alert.
+-- (Those accounts are touched: their payments are in ly_tt.)
 SELECT account_id FROM dx_touched
 UNION
-SELECT x.dst_id FROM dt_tx x JOIN ly_hc h ON h.acct = x.src_id AND h.b = x.t // CAST($layer_window_hours * 3600e6 AS BIGINT)
+SELECT x.dst_id FROM ly_tt x JOIN ly_hc h ON h.acct = x.src_id AND h.b = x.b
 UNION
-SELECT x.src_id FROM dt_tx x JOIN ly_hc h ON h.acct = x.dst_id AND h.b = x.t // CAST($layer_window_hours * 3600e6 AS BIGINT)
+SELECT x.src_id FROM ly_tt x JOIN ly_hc h ON h.acct = x.dst_id AND h.b = x.b
 -- step: ly_kn
 -- The key accounts' payments with neither end a hub in the payment's bucket (k_src, k_dst: which ends are keys):
 -- the build sides of sg_paths, and with the paths' other payments (ly_px) the payments the rest of layering reads
