@@ -246,9 +246,11 @@ def test_scoped_paths_are_the_key_accounts_paths_of_a_full_run(tmp_path, seed, o
     engine.execute("DROP TABLE dt_tx")
     engine.execute("CREATE TEMP VIEW dt_tx AS SELECT * FROM dt_all")
     q = queries.get("detect_layering")
-    engine.run_steps([s for s in q.steps if s[0] in ("ly_acct", "ly_hub", "sg_paths")], q.bind(params_for(q, settings)))
+    engine.run_steps(
+        [s for s in q.steps if s[0] in ("ly_band", "ly_acct", "ly_hub", "sg_paths")], q.bind(params_for(q, settings))
+    )
     engine.materialise("ref_paths", "SELECT * FROM sg_paths")
-    for name in ("ly_acct", "ly_hub", "sg_paths"):
+    for name in ("ly_band", "ly_acct", "ly_hub", "sg_paths"):
         engine.execute(f'DROP TABLE "{name}"')
     full = detect_layering(engine, settings)
     for name in ("ly_acct", "ly_hub"):

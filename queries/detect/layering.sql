@@ -2,7 +2,7 @@
 -- kind: detect
 -- description: Scatter-gather (one source pays many intermediates that all pay one sink), gather-scatter (many pay one hub that then pays many), within a window of two layering buckets.
 -- inputs: dt_tx (detect_prep)
--- outputs: ly_acct(acct, n): accounts with more than layer_max payments; ly_hub(acct, b, n): hub buckets; sg_paths: two-hop paths; gs_out: windows of payments out; gs_cand: candidate hub windows; sg_hits(src, sink, b, n_mid, ...) with sg_ev (their payments); gs_hits(hub, b, ...). Every step reads dt_tx itself, leaving out hub payments as it goes (no copy of the payments: at 10 M payments one cost ~370 MB beside dt_tx and pushed the joins to spill).
+-- outputs: ly_band(iw, lo, hi): the amount bands of sg_paths; ly_acct(acct, n): accounts with more than layer_max payments; ly_hub(acct, b, n): hub buckets; sg_paths: two-hop paths; gs_out: windows of payments out; gs_cand: candidate hub windows; sg_hits(src, sink, b, n_mid, ...) with sg_ev (their payments); gs_hits(hub, b, ...). Every step reads dt_tx itself, leaving out hub payments as it goes (no copy of the payments: at 10 M payments one cost ~370 MB beside dt_tx and pushed the joins to spill).
 -- param: layer_window_hours DOUBLE = 72  Width of a layering bucket; a pattern is looked for in a bucket and the next one.
 -- param: layer_min DOUBLE = 3  Fewest distinct intermediates (scatter-gather) or counterparties on each side (gather-scatter).
 -- param: layer_max DOUBLE = 60  An intermediate or hub with more counterparties than this in a bucket is a business hub and is left out.
@@ -12,6 +12,19 @@
 -- param: gs_gather_first BOOLEAN = false  Gather-scatter: count the payments in up to the hub's first payment out after a payment in, and the payments out from then on (an ordinary payment in after the scatter, or out before the gather, does not undo it); otherwise every payment in must come before every payment out.
 -- param: keep_max DOUBLE = 0.2  The largest share of the money gathered that may stay behind.
 -- param: over_max DOUBLE = 0.1  How much more may leave than was gathered.
+-- step: ly_band
+-- The amount bands of the two-hop paths, defined here once: sg_paths below and in layering_scope.sql read this
+-- row. An amount's own band is floor(ln(amt) * iw); the amounts within layer_tolerance of it lie in the bands
+-- floor(ln(amt) * iw + lo) to floor(ln(amt) * iw + hi). Bands are logarithmic and wider than the tolerance's
+-- span (at least ln 4, and 1 % more than ln((1 + tol) / (1 - tol))), so an amount reaches one or two bands and
+-- a band only prunes pairs the amount test rejects (1e-9 of slack against rounding); bands lie within -9..24
+-- for any positive DECIMAL(18, 4) amount. A tolerance of 0.9 or more (no useful lower bound) or below 0 puts
+-- every amount in band 0.
+SELECT CASE WHEN ok THEN 1 / w ELSE 0 END AS iw,
+       CASE WHEN ok THEN ln(1 - tol) / w - 1e-9 ELSE 0 END AS lo,
+       CASE WHEN ok THEN ln(1 + tol) / w + 1e-9 ELSE 0 END AS hi
+FROM (SELECT $layer_tolerance >= 0 AND $layer_tolerance < 0.9 AS ok, least(greatest($layer_tolerance, 0), 0.9) AS tol,
+             1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9)))) AS w)
 -- step: ly_acct
 -- Accounts with more than layer_max payments in and out over everything read: only they can have a hub bucket.
 -- One count per account over both ends; the few busy accounts are kept.
@@ -32,10 +45,8 @@ HAVING count(*) > $layer_max
 -- (src -> mid) and one out (mid -> sink) at most a layering window later, amounts within layer_tolerance.
 -- A hash join keyed on mid and (bucket, amount band) packed in one integer: the payments out are its build
 -- side, each once; each payment in probes its own bucket and the next (a window after it reaches no further)
--- and the one or two amount bands its tolerance reaches. Bands are logarithmic and wider than the tolerance's
--- span, so that a band only prunes pairs the amount test rejects (1e-9 of slack against rounding); bands lie
--- within -9..24 for any positive DECIMAL(18, 4) amount, so bucket * 128 + band + 64 is unique; a tolerance of 0.9
--- or more (no useful lower bound) puts every amount in one band. Without bands the join matched ~16 M pairs at 10 M payments for 0.6 M
+-- and the one or two amount bands its tolerance reaches (ly_band); bands lie within -9..24, so bucket * 128 +
+-- band + 64 is unique. Without bands the join matched ~16 M pairs at 10 M payments for 0.6 M
 -- paths. Two halves by mid (ids are hashes: < 2^63 and the rest; a modulo filter misled the planner's estimates
 -- into hashing the payments instead of the hubs), one after the other, so that each build side fits the memory
 -- limit beside dt_tx. The payments in leave out hub payments after the join, which also keeps the planner's
@@ -47,19 +58,17 @@ SELECT p.* FROM (
     SELECT x.t, x.src_id, x.dst_id, x.amt, x.b, (x.b + kb) * 128 + x.qlo + kq + 64 AS bq
     FROM (
       SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
-             CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor((ln(amt) + ln(1 - least(greatest($layer_tolerance, 0), 0.9))) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9))))) - 1e-9) AS BIGINT)
-                  ELSE 0 END AS qlo,
-             CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor((ln(amt) + ln(1 + greatest($layer_tolerance, 0))) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9))))) + 1e-9) AS BIGINT)
-                  ELSE 0 END AS qhi
-      FROM dt_tx WHERE dst_id < CAST(9223372036854775808 AS UBIGINT)
+             CAST(floor(ln(amt) * d.iw + d.lo) AS BIGINT) AS qlo,
+             CAST(floor(ln(amt) * d.iw + d.hi) AS BIGINT) AS qhi
+      FROM dt_tx CROSS JOIN ly_band d WHERE dst_id < CAST(9223372036854775808 AS UBIGINT)
     ) x
     CROSS JOIN (VALUES (0, 0), (1, 0), (0, 1), (1, 1)) AS ks(kb, kq)
     WHERE x.qlo + kq <= x.qhi
   ) a
   JOIN (
     SELECT x.t, x.src_id, x.dst_id, x.amt,
-           x.b * 128 + CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor(ln(x.amt) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9)))))) AS BIGINT) ELSE 0 END + 64 AS bq
-    FROM (SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx WHERE src_id < CAST(9223372036854775808 AS UBIGINT)) x
+           x.b * 128 + CAST(floor(ln(x.amt) * d.iw) AS BIGINT) + 64 AS bq
+    FROM (SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx WHERE src_id < CAST(9223372036854775808 AS UBIGINT)) x CROSS JOIN ly_band d
     LEFT JOIN ly_hub s ON s.acct = x.src_id AND s.b = x.b
     LEFT JOIN ly_hub d ON d.acct = x.dst_id AND d.b = x.b
     WHERE s.acct IS NULL AND d.acct IS NULL
@@ -77,19 +86,17 @@ SELECT p.* FROM (
     SELECT x.t, x.src_id, x.dst_id, x.amt, x.b, (x.b + kb) * 128 + x.qlo + kq + 64 AS bq
     FROM (
       SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
-             CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor((ln(amt) + ln(1 - least(greatest($layer_tolerance, 0), 0.9))) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9))))) - 1e-9) AS BIGINT)
-                  ELSE 0 END AS qlo,
-             CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor((ln(amt) + ln(1 + greatest($layer_tolerance, 0))) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9))))) + 1e-9) AS BIGINT)
-                  ELSE 0 END AS qhi
-      FROM dt_tx WHERE dst_id >= CAST(9223372036854775808 AS UBIGINT)
+             CAST(floor(ln(amt) * d.iw + d.lo) AS BIGINT) AS qlo,
+             CAST(floor(ln(amt) * d.iw + d.hi) AS BIGINT) AS qhi
+      FROM dt_tx CROSS JOIN ly_band d WHERE dst_id >= CAST(9223372036854775808 AS UBIGINT)
     ) x
     CROSS JOIN (VALUES (0, 0), (1, 0), (0, 1), (1, 1)) AS ks(kb, kq)
     WHERE x.qlo + kq <= x.qhi
   ) a
   JOIN (
     SELECT x.t, x.src_id, x.dst_id, x.amt,
-           x.b * 128 + CASE WHEN $layer_tolerance >= 0 AND $layer_tolerance < 0.9 THEN CAST(floor(ln(x.amt) / (1.01 * ln(greatest(4.0, (1 + $layer_tolerance) / (1 - least(greatest($layer_tolerance, 0), 0.9)))))) AS BIGINT) ELSE 0 END + 64 AS bq
-    FROM (SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx WHERE src_id >= CAST(9223372036854775808 AS UBIGINT)) x
+           x.b * 128 + CAST(floor(ln(x.amt) * d.iw) AS BIGINT) + 64 AS bq
+    FROM (SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b FROM dt_tx WHERE src_id >= CAST(9223372036854775808 AS UBIGINT)) x CROSS JOIN ly_band d
     LEFT JOIN ly_hub s ON s.acct = x.src_id AND s.b = x.b
     LEFT JOIN ly_hub d ON d.acct = x.dst_id AND d.b = x.b
     WHERE s.acct IS NULL AND d.acct IS NULL

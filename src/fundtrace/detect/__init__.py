@@ -651,6 +651,10 @@ def _detect_incremental(engine, settings: DetectSettings, plan: _Plan, windowed,
     # Bipartite builds on layering's hub buckets (ly_hub, ly_acct): with the same context it reuses them (a wider
     # context for layering, its largest cost, would cost more than computing them again).
     shared = {"layering", "bipartite"} <= {f.name for f in by_window} and ctxs["layering"] == ctxs["bipartite"]
+    if plan.prev_batch is not None and _one(con, "SELECT max(value) FROM detect_state WHERE name = 'ly_hub'") == str(
+        plan.prev_batch
+    ):  # layering's hub buckets are stored up to the new payments: its scope counts only the touched accounts'
+        con.execute("CREATE OR REPLACE TEMP VIEW dx_ly_stored AS SELECT acct, b, n FROM detect_ly_hub").fetchall()
     for fam in by_window:
         use("dt_all", ctxs[fam.name], drop=not (shared and fam.name == "bipartite"))
         keys = None
@@ -1017,7 +1021,33 @@ def _store_state(con, engine, settings: DetectSettings, plan: _Plan, chain_ran: 
             "INSERT INTO detect_names SELECT account_id, bank, account FROM dx_names "
             "WHERE account_id NOT IN (SELECT account_id FROM detect_names)"
         )
+    _store_ly_hub(con, engine, plan)
     con.execute("INSERT OR REPLACE INTO detect_state VALUES ('format', $v)", {"v": _STATE})
+
+
+def _store_ly_hub(con, engine, plan: _Plan) -> None:
+    """Layering's hub buckets over every payment (``detect_ly_hub``) and the batch they are current for (detect_state
+    'ly_hub'): written by a full run of layering; an incremental one replaces the touched accounts' from the first
+    bucket of its context (``dx_ly_hn``, see ``queries/detect/layering_scope.sql``). A run that changes payments
+    without doing either leaves them stale: the next incremental layering counts every payment of its context."""
+    current = True
+    if plan.mode == "full" and engine.table_exists("ly_hub"):
+        con.execute("DELETE FROM detect_ly_hub")
+        con.execute("INSERT INTO detect_ly_hub SELECT acct, b, n FROM ly_hub")
+    elif plan.mode != "full" and engine.table_exists("dx_ly_hn"):
+        con.execute(
+            "DELETE FROM detect_ly_hub WHERE acct IN (SELECT account_id FROM dx_touched) "
+            "AND b >= (SELECT fb FROM dx_ly_fb)"
+        )
+        con.execute("INSERT INTO detect_ly_hub SELECT acct, b, n FROM dx_ly_hn")
+    elif plan.mode == "full" or plan.since is not None:
+        current = False
+    else:  # no payment changed: current still if it was
+        current = _one(con, "SELECT max(value) FROM detect_state WHERE name = 'ly_hub'") == str(plan.prev_batch)
+    if current:
+        con.execute("INSERT OR REPLACE INTO detect_state VALUES ('ly_hub', $v)", {"v": str(plan.max_batch)})
+    else:
+        con.execute("DELETE FROM detect_state WHERE name = 'ly_hub'")
 
 
 def _rewrite(con, table: str, select: str) -> None:

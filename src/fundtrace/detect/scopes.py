@@ -29,27 +29,35 @@ import pyarrow as pa
 from fundtrace import queries
 from fundtrace.detect.base import params_for
 from fundtrace.detect.settings import DetectSettings
-from fundtrace.detect.sqlfamilies import run_query
+from fundtrace.detect.sqlfamilies import EPOCH, run_query
 
 __all__ = ["bipartite_scope", "layering_scope"]
 
-_HUBS = ("ly_acct", "ly_hub")  # layering's first steps: the hub buckets
+_HUBS = ("ly_band", "ly_acct", "ly_hub")  # layering's first steps: the amount bands and the hub buckets
+_STORED = ("dx_ly_fb", "dx_ly_hn", "ly_hub")  # the scope's steps that make ly_hub from the stored hub buckets
 
 
 def layering_scope(engine, settings: DetectSettings, table: str) -> dict[str, tuple[str, ...]]:
     """Key accounts of scatter-gather (source or sink) and gather-scatter (hub), and their payments.
 
-    ``ly_hub`` from every payment of the context; ``queries/detect/layering_scope.sql`` for the keys (the
+    ``ly_hub`` from every payment of the context, or, when the runner made ``dx_ly_stored`` (the stored hub
+    buckets, ``detect_ly_hub``, current up to the new payments), from those and the touched accounts' buckets
+    counted again (``dx_ly_hn``, which the runner stores); ``queries/detect/layering_scope.sql`` for the keys (the
     touched accounts and the counterparties of an account that may have become a hub, in that bucket), for
     the two-hop paths from a key source or to a key sink (``sg_paths``, from every payment of the context:
     :func:`detect_layering` leaves out its own step) and for the payments the rest of layering reads
-    (``ly_tx``: the key accounts' own, and those of the paths).
+    (``ly_kn``: the key accounts' own that are not a hub's, and ``ly_px``: the paths' others).
     """
     q = queries.get("detect_layering")
-    engine.run_steps([s for s in q.steps if s[0] in _HUBS], q.bind(params_for(q, settings)))
-    run_query(engine, "detect_layering_scope", settings)
+    stored = engine.table_exists("dx_ly_stored")  # the runner's: detect_ly_hub is current up to the new payments
+    engine.run_steps([s for s in q.steps if s[0] in (_HUBS[:1] if stored else _HUBS)], q.bind(params_for(q, settings)))
+    sq = queries.get("detect_layering_scope")
+    skip = () if stored else _STORED
+    given = params_for(sq, settings) | {"ctx_from": getattr(engine, "ctx_from", EPOCH)}
+    engine.run_steps([s for s in sq.steps if s[0] not in skip], sq.bind(given))
     engine.materialise(table, "SELECT account_id FROM ly_keys")
-    engine.execute("CREATE OR REPLACE TEMP VIEW dt_tx AS SELECT * FROM ly_tx")
+    cols = "txn_id, t, src_id, dst_id, amt"  # dt_tx's (queries/detect/prep.sql)
+    engine.execute(f"CREATE OR REPLACE TEMP VIEW dt_tx AS SELECT {cols} FROM ly_kn UNION ALL SELECT {cols} FROM ly_px")
     for name in ("ly_hc", "ly_keys"):
         engine.execute(f'DROP TABLE IF EXISTS "{name}"')
     return {"scatter_gather": ("source", "sink"), "gather_scatter": ("hub",)}
