@@ -22,7 +22,9 @@ Families whose alert is about one account and depends only on that account's own
 (``key_role``: pass-through, fans, structuring, new-account burst, dormant then active) read only the
 payments of the touched accounts and replace only those accounts' alerts; families whose alerts involve
 several accounts may declare a ``scope`` (see :class:`Family`): the key accounts whose alerts can change
-and the payments needed to recompute exactly those. Card-farm rings depend on
+and the payments needed to recompute exactly those. A dense batch, whose touched accounts hold at least
+``DENSE_SHARE`` of the prepared payments (:func:`_dense`), is recomputed unscoped instead: every windowed
+family reads every payment of its window and replaces all its alerts from its cutoff. Card-farm rings depend on
 links and accounts (the structure) and on their members' payments (times, amounts, evidence): they are
 recomputed when a links batch arrived or a new payment touches a stored ring's member, and kept
 otherwise. Corroboration needs every account's incoming money over its whole history; that total is a
