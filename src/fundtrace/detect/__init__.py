@@ -662,7 +662,8 @@ def _detect_incremental(engine, settings: DetectSettings, plan: _Plan, windowed,
 # A batch is dense when the touched accounts' payments are at least this share of the prepared payments (see _dense).
 # Measured (incremental CPU s, unscoped vs scoped): 10 M bench batches at share 0.19: 12.0-12.7 vs 7.0-8.3; 0.37:
 # 11.8-12.1 vs 11.6-11.8 (even); 0.58: 15.2 vs 16.3-17.9; 0.77: 14.2-14.3 vs 17.1-20.8; 0.83: 16.2-19.2 vs 22.3-26.0.
-# Simulated 1 M world (every account busy): unscoped never slower from 0.09 on, 20-30 % cheaper from 0.89 on.
+# Simulated 1 M world (every account busy): 0.09: 1.96-2.04 vs 1.78-1.90; 0.27: 2.86-3.01 vs 2.52-2.95; 0.50: 2.30-2.52
+# vs 2.36-3.13; 0.73: 2.78-2.96 vs 3.07-3.46; 0.89: 1.94-2.17 vs 2.78-3.02; 0.96-1.0: 20-30 % cheaper unscoped.
 DENSE_SHARE = 0.5
 
 
