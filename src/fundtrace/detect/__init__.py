@@ -926,10 +926,10 @@ def _store(ws, engine, settings: DetectSettings, plan: _Plan, results: list[_Res
 
 
 def _share_before(engine, judge_all: bool) -> None:
-    """``dx_share_old`` (acct, share): before this run's changes, the pass-through share (as ``dc_share`` in
-    ``queries/detect/corroborate.sql``) of every account whose episodes (the touched accounts, ``dx_touched``)
-    or incoming money (``dx_in_new``) the run changes; no other account's share can change. Empty when
-    everything is judged again."""
+    """``dx_share_old`` (acct, share): before this run's changes, the pass-through share (step ``dc_share`` of
+    ``queries/detect/corroborate.sql``, run here on the stored episodes and totals as they still are) of every
+    account whose episodes (the touched accounts, ``dx_touched``) or incoming money (``dx_in_new``) the run
+    changes, NULL when it has none; no other account's share can change. Empty when everything is judged again."""
     if judge_all:
         engine.materialise(
             "dx_share_old", "SELECT CAST(NULL AS UBIGINT) AS acct, CAST(NULL AS DOUBLE) AS share WHERE false"
@@ -938,13 +938,14 @@ def _share_before(engine, judge_all: bool) -> None:
     cand = "SELECT acct FROM dx_in_new"
     if engine.table_exists("dx_touched"):
         cand += " UNION SELECT account_id FROM dx_touched"
+    share = dict(queries.get("detect_corroborate").steps)["dc_share"]
     engine.materialise(
         "dx_share_old",
         f"""WITH c AS ({cand})
-            SELECT c.acct, p.pt_amt / CAST(i.in_amt AS DOUBLE) AS share FROM c
-            LEFT JOIN (SELECT acct, sum(in_amt) AS pt_amt FROM detect_pt_episodes
-                       WHERE acct IN (SELECT acct FROM c) GROUP BY acct) p ON p.acct = c.acct
-            LEFT JOIN detect_in_totals i ON i.acct = c.acct""",
+            SELECT c.acct, s.share FROM c
+            LEFT JOIN (SELECT acct, share FROM (
+{share}
+                       ) WHERE acct IN (SELECT acct FROM c)) s ON s.acct = c.acct""",
     )
 
 
