@@ -97,26 +97,31 @@ HAVING (count(DISTINCT m.account_id) FILTER (WHERE m.role <> 'hub' AND l.pays_ou
 -- step: dc_struct
 -- Structural alerts (every typology but pass_through) of dc_scope that are kept. A gather-scatter hub must scatter
 -- to layer_min payees that are not shops, utilities or other innocent kinds (paying bills is not scattering).
-SELECT a.alert_id FROM detect_raw_alerts a
+-- What the rules ask of an alert's members is counted in one pass over them (per).
+WITH per AS (
+  SELECT m.alert_id,
+         count(DISTINCT m.account_id) FILTER (WHERE m.role = 'sink' AND (ac.kind IS NULL
+           OR lower(ac.kind) NOT IN (SELECT unnest(string_split($innocent_kinds, ','))))) AS payees,
+         count(*) FILTER (WHERE m.role = 'hub' AND c.acct IS NOT NULL) > 0 AS hub_core,
+         count(DISTINCT m.account_id) FILTER (WHERE m.role = 'mule') AS mules,
+         count(DISTINCT m.account_id) FILTER (WHERE m.role = 'mule' AND c.acct IS NOT NULL) AS core_mules,
+         count(*) FILTER (WHERE m.role IN ('mule', 'hub', 'member') AND c.acct IS NOT NULL) > 0 AS any_core
+  FROM dc_scope_members m
+  LEFT JOIN accounts ac ON ac.account_id = m.account_id
+  LEFT JOIN dc_core c ON c.acct = m.account_id
+  WHERE m.typology <> 'pass_through'
+  GROUP BY m.alert_id
+)
+SELECT a.alert_id FROM detect_raw_alerts a LEFT JOIN per p ON p.alert_id = a.alert_id
 WHERE a.typology <> 'pass_through' AND a.alert_id IN (SELECT alert_id FROM dc_scope)
   AND (a.typology NOT IN (SELECT unnest(string_split($life_corroborates, ','))) OR a.alert_id IN (SELECT alert_id FROM dc_life_ok))
-  AND (a.typology <> 'gather_scatter'
-       OR (SELECT count(DISTINCT s.account_id) FROM dc_scope_members s LEFT JOIN accounts ac ON ac.account_id = s.account_id
-           WHERE s.alert_id = a.alert_id AND s.role = 'sink'
-             AND (ac.kind IS NULL OR lower(ac.kind) NOT IN (SELECT unnest(string_split($innocent_kinds, ',')))))
-          >= $layer_min)
+  AND (a.typology <> 'gather_scatter' OR coalesce(p.payees, 0) >= $layer_min)
   AND (a.typology NOT IN (SELECT unnest(string_split($corroborate, ',')))
-       OR (a.typology IN (SELECT unnest(string_split($hub_corroborates, ',')))
-           AND a.alert_id IN (SELECT m.alert_id FROM dc_scope_members m
-                              WHERE m.role = 'hub' AND m.account_id IN (SELECT acct FROM dc_core)))
+       OR (a.typology IN (SELECT unnest(string_split($hub_corroborates, ','))) AND coalesce(p.hub_core, false))
        OR (a.typology IN (SELECT unnest(string_split($path_corroborates, ',')))
-           AND a.alert_id IN (SELECT m.alert_id FROM dc_scope_members m WHERE m.role = 'mule'
-                              GROUP BY m.alert_id
-                              HAVING count(DISTINCT m.account_id) FILTER (WHERE m.account_id IN (SELECT acct FROM dc_core))
-                                     >= least($path_core_min, count(DISTINCT m.account_id))))
+           AND coalesce(p.mules, 0) > 0 AND p.core_mules >= least($path_core_min, p.mules))
        OR (a.typology NOT IN (SELECT unnest(string_split($hub_corroborates || ',' || $path_corroborates, ',')))
-           AND a.alert_id IN (SELECT m.alert_id FROM dc_scope_members m
-                              WHERE m.role IN ('mule', 'hub', 'member') AND m.account_id IN (SELECT acct FROM dc_core))))
+           AND coalesce(p.any_core, false)))
 -- step: dc_yielded
 -- Fan alerts (of dc_scope) that give way to kept layering alerts around their hub within their span: at least
 -- fans_yield_share of the fan's counterparties are members of those layering alerts.

@@ -1076,17 +1076,19 @@ def _publish(con, engine, settings: DetectSettings, full: bool, judge_all: bool)
         "INSERT INTO alerts SELECT * FROM detect_raw_alerts WHERE alert_id IN (SELECT alert_id FROM dc_keep) "
         "AND alert_id NOT IN (SELECT alert_id FROM alerts)"
     )
+    # the kept alerts' evidence, read once from the raw evidence for both statements below
+    engine.materialise(
+        "dx_keep_evidence",
+        "SELECT alert_id, txn_id FROM detect_raw_evidence WHERE alert_id IN (SELECT alert_id FROM dc_keep)",
+    )
     con.execute(
         """DELETE FROM alert_evidence WHERE rowid IN (
              SELECT e.rowid FROM alert_evidence e
-             LEFT JOIN (SELECT alert_id, txn_id FROM detect_raw_evidence
-                        WHERE alert_id IN (SELECT alert_id FROM dc_keep)) r
-               ON r.alert_id = e.alert_id AND r.txn_id = e.txn_id
+             LEFT JOIN dx_keep_evidence r ON r.alert_id = e.alert_id AND r.txn_id = e.txn_id
              WHERE e.alert_id IN (SELECT alert_id FROM dx_judged) AND r.alert_id IS NULL)"""
     )
     con.execute(
-        "INSERT INTO alert_evidence SELECT alert_id, txn_id FROM detect_raw_evidence "
-        "WHERE alert_id IN (SELECT alert_id FROM dc_keep) "
+        "INSERT INTO alert_evidence SELECT alert_id, txn_id FROM dx_keep_evidence "
         "EXCEPT SELECT alert_id, txn_id FROM alert_evidence WHERE alert_id IN (SELECT alert_id FROM dc_keep)"
     )
     con.execute(
