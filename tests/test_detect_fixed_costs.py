@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from fundtrace import queries
-from fundtrace.detect import _share_before, run
+from fundtrace.detect import _drop_scratch, _share_before, run
 from fundtrace.detect.base import MEMBER_SCHEMA, collect, fill_names, name_accounts
 from fundtrace.engine import DuckDBEngine
 from fundtrace.workspace import Workspace
@@ -175,3 +175,17 @@ def test_incremental_run_names_members_as_a_full_run_does(tmp_path):
         run(ws, SETTINGS, full=True)
         expected = snapshot(ws)
     assert got == expected and got[1]
+
+
+def test_drop_scratch_drops_only_the_runs_temporary_tables_and_views():
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TEMP TABLE dx_a AS SELECT 1; CREATE TEMP TABLE dt_all AS SELECT 1; CREATE TEMP VIEW dt_tx AS SELECT 1; "
+        "CREATE TEMP TABLE other AS SELECT 1; CREATE TABLE dx_stored AS SELECT 1"
+    ).fetchall()
+    names = "SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views() WHERE NOT internal"
+    _drop_scratch(con, keep=("dt_all",))
+    assert sorted(n for (n,) in con.execute(names).fetchall()) == ["dt_all", "dx_stored", "other"]
+    _drop_scratch(con)
+    assert sorted(n for (n,) in con.execute(names).fetchall()) == ["dx_stored", "other"]
+    _drop_scratch(con)  # nothing left to drop

@@ -206,13 +206,19 @@ def _floor(ts: datetime, hours: float) -> datetime:
 
 
 def _drop_scratch(con, keep: tuple[str, ...] = ()) -> None:
+    """Drop the run's temporary tables and views (names starting with one of ``_SCRATCH``) except those starting
+    with one of ``keep``; all in one call (one statement each, sent together)."""
     rows = con.execute(
         "SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE temporary "
         "UNION ALL SELECT view_name, 'VIEW' FROM duckdb_views() WHERE temporary"
     ).fetchall()
-    for name, kind in rows:
-        if name.startswith(_SCRATCH) and not (keep and name.startswith(keep)):
-            con.execute(f'DROP {kind} IF EXISTS temp."{name}"').fetchall()
+    drops = [
+        f'DROP {kind} IF EXISTS temp."{name}"'
+        for name, kind in rows
+        if name.startswith(_SCRATCH) and not (keep and name.startswith(keep))
+    ]
+    if drops:
+        con.execute("; ".join(drops)).fetchall()
 
 
 def _settings_key(settings: DetectSettings, ring_settings=None) -> str:
