@@ -24,7 +24,9 @@
 -- param: life_max_hours DOUBLE = 720  ...all within this many hours of its first one, and (except as a life_sinks sink) pays money out at least once (a card bought, used in a burst and dropped; a payee that only ever receives is an ordinary customer).
 -- step: dc_share
 -- detect_in_totals holds every account's incoming money over its whole history (kept up to date by the
--- runner from each new batch, so no run re-sums all transactions).
+-- runner from each new batch, so no run re-sums all transactions). The runner also runs this step itself,
+-- before it stores the run's changes, for the shares before them (dx_share_old): it reads only those two
+-- stored tables and takes no parameter.
 SELECT p.acct, p.pt_amt, CAST(i.in_amt AS DOUBLE) AS in_amt, p.pt_amt / CAST(i.in_amt AS DOUBLE) AS share
 FROM (SELECT acct, sum(in_amt) AS pt_amt FROM detect_pt_episodes GROUP BY acct) p
 JOIN detect_in_totals i ON i.acct = p.acct
@@ -57,8 +59,9 @@ WHERE $incremental AND a.typology = 'pass_through' AND m.role = 'mule'
                          AND s.role IN ('mule', 'hub', 'member')
                        UNION ALL SELECT account_id FROM dx_gone_members)
 -- step: dc_scope_members
--- Their members (the steps below read only these, not every raw member).
-SELECT m.alert_id, m.account_id, m.role, a.typology, a.start_ts, a.amount
+-- Their members with their alert's typology, time span and amount (the steps below read only these, not every
+-- raw member or alert: the alerts kept are among them).
+SELECT m.alert_id, m.account_id, m.role, a.typology, a.start_ts, a.end_ts, a.amount, m.bank, m.account, m.level
 FROM detect_raw_members m JOIN detect_raw_alerts a ON a.alert_id = m.alert_id
 WHERE m.alert_id IN (SELECT alert_id FROM dc_scope)
 -- step: dc_life_cand
@@ -94,26 +97,31 @@ HAVING (count(DISTINCT m.account_id) FILTER (WHERE m.role <> 'hub' AND l.pays_ou
 -- step: dc_struct
 -- Structural alerts (every typology but pass_through) of dc_scope that are kept. A gather-scatter hub must scatter
 -- to layer_min payees that are not shops, utilities or other innocent kinds (paying bills is not scattering).
-SELECT a.alert_id FROM detect_raw_alerts a
+-- What the rules ask of an alert's members is counted in one pass over them (per).
+WITH per AS (
+  SELECT m.alert_id,
+         count(DISTINCT m.account_id) FILTER (WHERE m.role = 'sink' AND (ac.kind IS NULL
+           OR lower(ac.kind) NOT IN (SELECT unnest(string_split($innocent_kinds, ','))))) AS payees,
+         count(*) FILTER (WHERE m.role = 'hub' AND c.acct IS NOT NULL) > 0 AS hub_core,
+         count(DISTINCT m.account_id) FILTER (WHERE m.role = 'mule') AS mules,
+         count(DISTINCT m.account_id) FILTER (WHERE m.role = 'mule' AND c.acct IS NOT NULL) AS core_mules,
+         count(*) FILTER (WHERE m.role IN ('mule', 'hub', 'member') AND c.acct IS NOT NULL) > 0 AS any_core
+  FROM dc_scope_members m
+  LEFT JOIN accounts ac ON ac.account_id = m.account_id
+  LEFT JOIN dc_core c ON c.acct = m.account_id
+  WHERE m.typology <> 'pass_through'
+  GROUP BY m.alert_id
+)
+SELECT a.alert_id FROM detect_raw_alerts a LEFT JOIN per p ON p.alert_id = a.alert_id
 WHERE a.typology <> 'pass_through' AND a.alert_id IN (SELECT alert_id FROM dc_scope)
   AND (a.typology NOT IN (SELECT unnest(string_split($life_corroborates, ','))) OR a.alert_id IN (SELECT alert_id FROM dc_life_ok))
-  AND (a.typology <> 'gather_scatter'
-       OR (SELECT count(DISTINCT s.account_id) FROM dc_scope_members s LEFT JOIN accounts ac ON ac.account_id = s.account_id
-           WHERE s.alert_id = a.alert_id AND s.role = 'sink'
-             AND (ac.kind IS NULL OR lower(ac.kind) NOT IN (SELECT unnest(string_split($innocent_kinds, ',')))))
-          >= $layer_min)
+  AND (a.typology <> 'gather_scatter' OR coalesce(p.payees, 0) >= $layer_min)
   AND (a.typology NOT IN (SELECT unnest(string_split($corroborate, ',')))
-       OR (a.typology IN (SELECT unnest(string_split($hub_corroborates, ',')))
-           AND a.alert_id IN (SELECT m.alert_id FROM dc_scope_members m
-                              WHERE m.role = 'hub' AND m.account_id IN (SELECT acct FROM dc_core)))
+       OR (a.typology IN (SELECT unnest(string_split($hub_corroborates, ','))) AND coalesce(p.hub_core, false))
        OR (a.typology IN (SELECT unnest(string_split($path_corroborates, ',')))
-           AND a.alert_id IN (SELECT m.alert_id FROM dc_scope_members m WHERE m.role = 'mule'
-                              GROUP BY m.alert_id
-                              HAVING count(DISTINCT m.account_id) FILTER (WHERE m.account_id IN (SELECT acct FROM dc_core))
-                                     >= least($path_core_min, count(DISTINCT m.account_id))))
+           AND coalesce(p.mules, 0) > 0 AND p.core_mules >= least($path_core_min, p.mules))
        OR (a.typology NOT IN (SELECT unnest(string_split($hub_corroborates || ',' || $path_corroborates, ',')))
-           AND a.alert_id IN (SELECT m.alert_id FROM dc_scope_members m
-                              WHERE m.role IN ('mule', 'hub', 'member') AND m.account_id IN (SELECT acct FROM dc_core))))
+           AND coalesce(p.any_core, false)))
 -- step: dc_yielded
 -- Fan alerts (of dc_scope) that give way to kept layering alerts around their hub within their span: at least
 -- fans_yield_share of the fan's counterparties are members of those layering alerts.
@@ -124,13 +132,12 @@ WITH f AS (
 )
 SELECT f.alert_id FROM f
 JOIN dc_scope_members fm ON fm.alert_id = f.alert_id AND fm.role <> 'hub'
-LEFT JOIN (
-  SELECT DISTINCT l.account_id AS hub_id, o.account_id, la.start_ts, la.end_ts
-  FROM detect_raw_members l
-  JOIN detect_raw_alerts la ON la.alert_id = l.alert_id
-  JOIN detect_raw_members o ON o.alert_id = l.alert_id AND o.account_id <> l.account_id
-  WHERE l.role IN ('source', 'sink', 'hub') AND la.typology IN ('scatter_gather', 'gather_scatter')
-    AND la.alert_id IN (SELECT alert_id FROM dc_struct) AND l.account_id IN (SELECT hub_id FROM f)
+LEFT JOIN (  -- (dc_struct is part of dc_scope: its members are in dc_scope_members)
+  SELECT DISTINCT l.account_id AS hub_id, o.account_id, l.start_ts, l.end_ts
+  FROM dc_scope_members l
+  JOIN dc_scope_members o ON o.alert_id = l.alert_id AND o.account_id <> l.account_id
+  WHERE l.role IN ('source', 'sink', 'hub') AND l.typology IN ('scatter_gather', 'gather_scatter')
+    AND l.alert_id IN (SELECT alert_id FROM dc_struct) AND l.account_id IN (SELECT hub_id FROM f)
 ) ly ON ly.hub_id = f.hub_id AND ly.account_id = fm.account_id AND ly.start_ts <= f.end_ts AND ly.end_ts >= f.start_ts
 GROUP BY f.alert_id
 HAVING count(DISTINCT ly.account_id) >= $fans_yield_share * count(DISTINCT fm.account_id)
@@ -196,16 +203,16 @@ SELECT alert_id, account_id, paid_share FROM detect_sink_paid WHERE alert_id IN 
 UNION ALL
 SELECT alert_id, account_id, paid_share FROM dc_sink_new
 -- step: dc_members
+-- (dc_keep is part of dc_scope: its members are in dc_scope_members)
 SELECT m.alert_id, m.bank, m.account, m.account_id, m.role, m.level
-FROM detect_raw_members m
-JOIN detect_raw_alerts a ON a.alert_id = m.alert_id
+FROM dc_scope_members m
 LEFT JOIN accounts ac ON ac.account_id = m.account_id
 WHERE m.alert_id IN (SELECT alert_id FROM dc_keep)
   AND (m.role IN ('mule', 'hub', 'source') OR ac.kind IS NULL
        OR lower(ac.kind) NOT IN (SELECT unnest(string_split($innocent_kinds, ','))))
-  AND (m.role = 'hub' OR a.typology NOT IN (SELECT unnest(string_split($life_members, ',')))
+  AND (m.role = 'hub' OR m.typology NOT IN (SELECT unnest(string_split($life_members, ',')))
        OR m.account_id IN (SELECT acct FROM dc_life WHERE pays_out))
-  AND (m.role <> 'sink' OR a.typology NOT IN (SELECT unnest(string_split($sink_checked, ',')))
+  AND (m.role <> 'sink' OR m.typology NOT IN (SELECT unnest(string_split($sink_checked, ',')))
        OR m.account_id IN (SELECT acct FROM dc_core)
        OR EXISTS (SELECT 1 FROM dc_sink_paid p WHERE p.alert_id = m.alert_id AND p.account_id = m.account_id
                   AND p.paid_share >= $sink_share))

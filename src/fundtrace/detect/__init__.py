@@ -56,7 +56,7 @@ import pyarrow.compute as pc
 
 from fundtrace import queries
 from fundtrace.detect import scopes
-from fundtrace.detect.base import Detection, alert_id_sql, collect, concat, params_for
+from fundtrace.detect.base import Detection, alert_id_sql, collect, concat, fill_names, params_for
 from fundtrace.detect.cycle_scope import cycles_scope
 from fundtrace.detect.settings import DetectSettings
 from fundtrace.detect.sqlfamilies import (
@@ -208,13 +208,19 @@ def _floor(ts: datetime, hours: float) -> datetime:
 
 
 def _drop_scratch(con, keep: tuple[str, ...] = ()) -> None:
+    """Drop the run's temporary tables and views (names starting with one of ``_SCRATCH``) except those starting
+    with one of ``keep``; all in one call (one statement each, sent together)."""
     rows = con.execute(
         "SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE temporary "
         "UNION ALL SELECT view_name, 'VIEW' FROM duckdb_views() WHERE temporary"
     ).fetchall()
-    for name, kind in rows:
-        if name.startswith(_SCRATCH) and not (keep and name.startswith(keep)):
-            con.execute(f'DROP {kind} IF EXISTS temp."{name}"').fetchall()
+    drops = [
+        f'DROP {kind} IF EXISTS temp."{name}"'
+        for name, kind in rows
+        if name.startswith(_SCRATCH) and not (keep and name.startswith(keep))
+    ]
+    if drops:
+        con.execute("; ".join(drops)).fetchall()
 
 
 def _settings_key(settings: DetectSettings, ring_settings=None) -> str:
@@ -411,7 +417,12 @@ def _touched(engine, plan: _Plan, settings: DetectSettings) -> None:
 def _known_names(engine, plan: _Plan) -> None:
     """Start the run's name cache (``dx_names``, see ``base.name_accounts``) with the names in the new payments;
     the members named nowhere there are looked up in the names stored by earlier runs (``detect_names``),
-    then in the payments, without a pass over every payment (~2.5 s at 10 M) nor a copy of every stored name."""
+    then in the payments, without a pass over every payment (~2.5 s at 10 M) nor a copy of every stored name.
+
+    The families' members are named once, when they are stored (``engine.names_later``, see :func:`_store`):
+    each look-up in the payments reads the name columns of nearly every row group however few accounts it
+    names (~0.1-0.2 s at 10 M), so one for all families costs about what each of them cost."""
+    engine.names_later = True
     where, params = plan.new_payments()
     engine.materialise(
         "dx_names",
@@ -927,10 +938,12 @@ def _store(ws, engine, settings: DetectSettings, plan: _Plan, results: list[_Res
     it notes first the standing of the accounts whose episodes or incoming money this run changes.
     """
     full = plan.mode == "full"
+    combined = concat([r.detection for r in results])
+    with clock.part("names"):  # every family's members at once (see _known_names)
+        members = fill_names(engine, combined.members) if engine.names_later else combined.members
     with clock.part("store_alerts"):
-        combined = concat([r.detection for r in results])
         engine.register("dx_new_alerts", combined.alerts)
-        engine.register("dx_new_members", combined.members)
+        engine.register("dx_new_members", members)
         engine.register("dx_new_evidence", combined.evidence)
         # Alerts whose mule or hub is a business, merchant, utility ... account are ordinary commerce.
         innocent = list(settings.innocent_kinds)
@@ -962,10 +975,10 @@ def _store(ws, engine, settings: DetectSettings, plan: _Plan, results: list[_Res
 
 
 def _share_before(engine, judge_all: bool) -> None:
-    """``dx_share_old`` (acct, share): before this run's changes, the pass-through share (as ``dc_share`` in
-    ``queries/detect/corroborate.sql``) of every account whose episodes (the touched accounts, ``dx_touched``)
-    or incoming money (``dx_in_new``) the run changes; no other account's share can change. Empty when
-    everything is judged again."""
+    """``dx_share_old`` (acct, share): before this run's changes, the pass-through share (step ``dc_share`` of
+    ``queries/detect/corroborate.sql``, run here on the stored episodes and totals as they still are) of every
+    account whose episodes (the touched accounts, ``dx_touched``) or incoming money (``dx_in_new``) the run
+    changes, NULL when it has none; no other account's share can change. Empty when everything is judged again."""
     if judge_all:
         engine.materialise(
             "dx_share_old", "SELECT CAST(NULL AS UBIGINT) AS acct, CAST(NULL AS DOUBLE) AS share WHERE false"
@@ -974,13 +987,14 @@ def _share_before(engine, judge_all: bool) -> None:
     cand = "SELECT acct FROM dx_in_new"
     if engine.table_exists("dx_touched"):
         cand += " UNION SELECT account_id FROM dx_touched"
+    share = dict(queries.get("detect_corroborate").steps)["dc_share"]
     engine.materialise(
         "dx_share_old",
         f"""WITH c AS ({cand})
-            SELECT c.acct, p.pt_amt / CAST(i.in_amt AS DOUBLE) AS share FROM c
-            LEFT JOIN (SELECT acct, sum(in_amt) AS pt_amt FROM detect_pt_episodes
-                       WHERE acct IN (SELECT acct FROM c) GROUP BY acct) p ON p.acct = c.acct
-            LEFT JOIN detect_in_totals i ON i.acct = c.acct""",
+            SELECT c.acct, s.share FROM c
+            LEFT JOIN (SELECT acct, share FROM (
+{share}
+                       ) WHERE acct IN (SELECT acct FROM c)) s ON s.acct = c.acct""",
     )
 
 
@@ -1137,17 +1151,19 @@ def _publish(con, engine, settings: DetectSettings, full: bool, judge_all: bool)
         "INSERT INTO alerts SELECT * FROM detect_raw_alerts WHERE alert_id IN (SELECT alert_id FROM dc_keep) "
         "AND alert_id NOT IN (SELECT alert_id FROM alerts)"
     )
+    # the kept alerts' evidence, read once from the raw evidence for both statements below
+    engine.materialise(
+        "dx_keep_evidence",
+        "SELECT alert_id, txn_id FROM detect_raw_evidence WHERE alert_id IN (SELECT alert_id FROM dc_keep)",
+    )
     con.execute(
         """DELETE FROM alert_evidence WHERE rowid IN (
              SELECT e.rowid FROM alert_evidence e
-             LEFT JOIN (SELECT alert_id, txn_id FROM detect_raw_evidence
-                        WHERE alert_id IN (SELECT alert_id FROM dc_keep)) r
-               ON r.alert_id = e.alert_id AND r.txn_id = e.txn_id
+             LEFT JOIN dx_keep_evidence r ON r.alert_id = e.alert_id AND r.txn_id = e.txn_id
              WHERE e.alert_id IN (SELECT alert_id FROM dx_judged) AND r.alert_id IS NULL)"""
     )
     con.execute(
-        "INSERT INTO alert_evidence SELECT alert_id, txn_id FROM detect_raw_evidence "
-        "WHERE alert_id IN (SELECT alert_id FROM dc_keep) "
+        "INSERT INTO alert_evidence SELECT alert_id, txn_id FROM dx_keep_evidence "
         "EXCEPT SELECT alert_id, txn_id FROM alert_evidence WHERE alert_id IN (SELECT alert_id FROM dc_keep)"
     )
     con.execute(

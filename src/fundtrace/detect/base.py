@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 ALERT_SCHEMA = pa.schema(
     [
@@ -84,7 +85,9 @@ def collect(engine, table: str, members: str | None = None, evidence: str | None
 
     ``members`` and ``evidence`` name the long tables of a hit table without lists. A member listed
     twice in one alert keeps its most specific role (mule > hub > source > sink > member) and its
-    lowest level.
+    lowest level. When the engine's ``names_later`` is set, the members' bank and account are left
+    NULL: the caller names every family's members at once (:func:`fill_names`), one look-up in the
+    payments instead of one per family.
     """
     if engine.count(table) == 0:
         return Detection.empty()
@@ -113,7 +116,9 @@ def collect(engine, table: str, members: str | None = None, evidence: str | None
     engine.materialise(
         "dx_evidence", f"SELECT DISTINCT alert_id, CAST(txn_id AS VARCHAR) AS txn_id FROM {long_evidence}"
     )
-    name_accounts(engine, "dx_members")
+    names_later = getattr(engine, "names_later", False)
+    if not names_later:
+        name_accounts(engine, "dx_members")
     alerts = engine.to_arrow(
         """SELECT h.alert_id, h.typology, CAST(least(1.0, greatest(0.0, h.score)) AS DOUBLE) AS score,
                   CAST(h.start_ts AS TIMESTAMP) AS start_ts, CAST(h.end_ts AS TIMESTAMP) AS end_ts,
@@ -124,12 +129,16 @@ def collect(engine, table: str, members: str | None = None, evidence: str | None
            LEFT JOIN (SELECT alert_id, count(txn_id) AS n FROM dx_evidence GROUP BY 1) e ON e.alert_id = h.alert_id
            ORDER BY h.alert_id"""
     )
-    members_out = engine.to_arrow(
-        """SELECT m.alert_id, n.bank, n.account, CAST(m.account_id AS UBIGINT) AS account_id, m.role,
-                  CAST(m.level AS INTEGER) AS level
-           FROM dx_members m JOIN dx_names n USING (account_id)
-           ORDER BY m.alert_id, m.account_id"""
+    names = (
+        "CAST(NULL AS VARCHAR) AS bank, CAST(NULL AS VARCHAR) AS account FROM dx_members m"
+        if names_later
+        else "n.bank, n.account FROM dx_members m JOIN dx_names n USING (account_id)"
     )
+    members_out = engine.to_arrow(
+        f"""SELECT m.alert_id, CAST(m.account_id AS UBIGINT) AS account_id, m.role, CAST(m.level AS INTEGER) AS level,
+                   {names}
+            ORDER BY m.alert_id, m.account_id"""
+    ).select(MEMBER_SCHEMA.names)
     evidence_out = engine.to_arrow("SELECT alert_id, txn_id FROM dx_evidence ORDER BY 1, 2")
     for name in ("dx_hits", "dx_members", "dx_evidence"):
         engine.execute(f"DROP TABLE IF EXISTS {name}")
@@ -143,10 +152,10 @@ def name_accounts(engine, ids_table: str) -> None:
     only accounts it lacks are looked up: in the names stored by earlier runs (``detect_names``), in
     ``accounts``, then in the payments in two steps: one payment per account found by its integer ids
     alone, then the name strings of those payments only (by DuckDB's ``rowid``; that still reads the name
-    columns of every row group holding one, nearly all of them: ~0.3 CPU s at 10 M payments). Reading the
-    name columns of every payment of the members (or of all payments, to name every account at once) cost
-    1.5-3.5 s at 10 M payments. An id is a hash of (bank, account), so the names found are the same
-    whichever table or payment they come from.
+    columns of every row group holding one, nearly all of them: ~0.1-0.2 s at 10 M payments, whether
+    they are 5 or 500 accounts). Reading the name columns of every payment of the members (or of all
+    payments, to name every account at once) cost 1.5-3.5 s at 10 M payments. An id is a hash of (bank,
+    account), so the names found are the same whichever table or payment they come from.
     """
     if not engine.table_exists("dx_names"):
         engine.materialise(
@@ -154,24 +163,26 @@ def name_accounts(engine, ids_table: str) -> None:
             "SELECT CAST(NULL AS UBIGINT) AS account_id, CAST(NULL AS VARCHAR) AS bank, "
             "CAST(NULL AS VARCHAR) AS account WHERE false",
         )
-    missing = f'SELECT DISTINCT account_id FROM "{ids_table}" WHERE account_id NOT IN (SELECT account_id FROM dx_names)'
-    engine.materialise("dx_unnamed", missing)
+    engine.materialise(
+        "dx_unnamed",
+        f'SELECT DISTINCT account_id FROM "{ids_table}" WHERE account_id NOT IN (SELECT account_id FROM dx_names)',
+    )
     if engine.count("dx_unnamed") > 0:
-        _look_up_names(engine, missing)
+        _look_up_names(engine)
     engine.execute("DROP TABLE IF EXISTS dx_unnamed")
-    engine.execute("DROP TABLE IF EXISTS dx_named_by")
 
 
-def _look_up_names(engine, missing: str) -> None:
+def _look_up_names(engine) -> None:
     """Name the accounts of ``dx_unnamed`` from ``detect_names``, ``accounts``, else from the payments they made,
-    else from those they received (see :func:`name_accounts`)."""
+    else from those they received (see :func:`name_accounts`); each source only for those still unnamed."""
+    found = "DELETE FROM dx_unnamed WHERE account_id IN (SELECT account_id FROM dx_names)"
     for table in ("detect_names", "accounts"):
         if engine.table_exists(table):
             engine.execute(
                 f"""INSERT INTO dx_names SELECT account_id, min(bank), min(account) FROM {table}
                     WHERE account_id IN (SELECT account_id FROM dx_unnamed) GROUP BY account_id"""
             )
-            engine.materialise("dx_unnamed", missing)
+            engine.execute(found)
             if engine.count("dx_unnamed") == 0:
                 return
     for side in ("src", "dst"):  # nearly every member pays: the payee side is for the few that never do
@@ -184,9 +195,33 @@ def _look_up_names(engine, missing: str) -> None:
             f"""INSERT INTO dx_names SELECT {side}_id, {side}_bank, {side}_account
                 FROM transactions WHERE rowid IN (SELECT r FROM dx_named_by)"""
         )
-        engine.materialise("dx_unnamed", missing)
+        engine.execute("DROP TABLE dx_named_by")
+        engine.execute(found)
         if engine.count("dx_unnamed") == 0:
             return
+
+
+def fill_names(engine, members: pa.Table) -> pa.Table:
+    """``members`` (of :data:`MEMBER_SCHEMA`, as :func:`collect` leaves them with ``names_later``) with every bank
+    and account filled in from the run's name cache, looked up once for all of them; rows keep their order."""
+    unnamed = members.filter(pc.is_null(members["bank"]))
+    if unnamed.num_rows == 0:
+        return members
+    engine.register("dx_to_name", unnamed.select(["account_id"]))
+    try:
+        name_accounts(engine, "dx_to_name")
+        names = engine.to_arrow(
+            "SELECT account_id, bank, account FROM dx_names WHERE account_id IN (SELECT account_id FROM dx_to_name)"
+        )
+    finally:
+        engine.unregister("dx_to_name")
+    at = pc.index_in(members["account_id"], names["account_id"].cast(pa.uint64()))
+    for column in ("bank", "account"):
+        found = pc.take(names[column], at)
+        members = members.set_column(
+            members.schema.get_field_index(column), column, pc.coalesce(members[column], found)
+        )
+    return members
 
 
 def concat(detections: list[Detection]) -> Detection:

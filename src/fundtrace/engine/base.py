@@ -29,6 +29,8 @@ class Engine(ABC):
     def __init__(self, debug_sql: bool = False, report: Callable[[str], None] | None = None):
         self.debug_sql = debug_sql
         self.report = report or (lambda line: log.info(line))
+        # A runner that names every detector's alert members at once sets this (see fundtrace.detect.base.collect).
+        self.names_later = False
 
     # --- primitives -------------------------------------------------------------------------
     @abstractmethod
@@ -42,6 +44,10 @@ class Engine(ABC):
     @abstractmethod
     def register(self, name: str, table: pa.Table) -> None:
         """Make an Arrow table queryable as ``name`` for this session."""
+
+    @abstractmethod
+    def unregister(self, name: str) -> None:
+        """Forget a table made queryable by :meth:`register`."""
 
     @abstractmethod
     def materialise(self, name: str, sql: str, params: dict[str, Any] | None = None) -> None:

@@ -26,14 +26,21 @@ class DuckDBEngine(Engine):
     def register(self, name: str, table: pa.Table) -> None:
         self.con.register(name, table)
 
+    def unregister(self, name: str) -> None:
+        self.con.unregister(name)
+
     def materialise(self, name: str, sql: str, params: dict[str, Any] | None = None) -> None:
         self.con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}', params or {}).fetchall()
 
     def table_exists(self, name: str) -> bool:
-        # tables first: listing the views (DuckDB's own included) costs twice as much, and most names asked are tables
-        if self.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0]:
-            return True
-        return self.con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [name]).fetchall()[0][0] > 0
+        # A relation on the name binds it (a table or view, temporary ones first, as a query would) without running
+        # anything: ~0.3 ms against 1-2.5 ms for listing duckdb_tables() and duckdb_views(), and a missing name
+        # does not abort an open transaction.
+        try:
+            self.con.table(name)
+        except duckdb.CatalogException:
+            return False
+        return True
 
     def count(self, name: str) -> int:
         return self.con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]

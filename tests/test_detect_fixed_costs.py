@@ -1,0 +1,191 @@
+"""The per-run plumbing an incremental detect pays whatever the batch: catalog look-ups, account names, the
+pass-through share before the run's changes. Each is made cheaper; these tests pin down that it still does what
+it did."""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from fundtrace import queries
+from fundtrace.detect import _drop_scratch, _share_before, run
+from fundtrace.detect.base import MEMBER_SCHEMA, collect, fill_names, name_accounts
+from fundtrace.engine import DuckDBEngine
+from fundtrace.workspace import Workspace
+from test_detect_helpers import fill, snapshot
+from test_detect_incremental import SETTINGS, _world
+
+
+def test_table_exists_sees_tables_and_views_and_keeps_a_transaction_open():
+    con = duckdb.connect()
+    engine = DuckDBEngine(con)
+    con.execute("CREATE TABLE t (x INTEGER)").fetchall()
+    con.execute("CREATE VIEW v AS SELECT 1 AS x").fetchall()
+    con.execute("CREATE TEMP TABLE tt AS SELECT 1 AS x").fetchall()
+    con.execute("CREATE TEMP VIEW tv AS SELECT 1 AS x").fetchall()
+    assert [engine.table_exists(n) for n in ("t", "v", "tt", "tv")] == [True] * 4
+    assert not engine.table_exists("nothing_here")
+    con.execute("BEGIN TRANSACTION").fetchall()
+    con.execute("INSERT INTO t VALUES (1)").fetchall()
+    assert not engine.table_exists("nothing_here")  # a missing name must not abort the open transaction
+    con.execute("INSERT INTO t VALUES (2)").fetchall()
+    con.execute("COMMIT").fetchall()
+    assert con.execute("SELECT count(*) FROM t").fetchall()[0][0] == 2
+    con.execute("DROP VIEW tv").fetchall()
+    assert not engine.table_exists("tv")
+
+
+def _payments_con():
+    """A connection with a few payments: p1 pays p2 twice, p3 only receives; a stored name for p4."""
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE transactions (src_id UBIGINT, src_bank VARCHAR, src_account VARCHAR, "
+        "dst_id UBIGINT, dst_bank VARCHAR, dst_account VARCHAR)"
+    ).fetchall()
+    con.execute(
+        "INSERT INTO transactions VALUES (1, 'b1', 'p1', 2, 'b2', 'p2'), (2, 'b2', 'p2', 3, 'b3', 'p3'), "
+        "(1, 'b1', 'p1', 2, 'b2', 'p2')"
+    ).fetchall()
+    con.execute("CREATE TABLE detect_names (account_id UBIGINT, bank VARCHAR, account VARCHAR)").fetchall()
+    con.execute("INSERT INTO detect_names VALUES (4, 'b4', 'p4')").fetchall()
+    return con
+
+
+def _members(rows):
+    return pa.Table.from_pylist([dict(zip(MEMBER_SCHEMA.names, r, strict=True)) for r in rows], schema=MEMBER_SCHEMA)
+
+
+def test_fill_names_names_every_member_once_in_order():
+    con = _payments_con()
+    engine = DuckDBEngine(con)
+    members = _members(
+        [
+            ("a2", None, None, 3, "sink", None),  # only ever receives: named from the payee side
+            ("a1", None, None, 1, "mule", 1),
+            ("a1", None, None, 4, "source", None),  # stored by an earlier run
+            ("a2", "b2", "p2", 2, "mule", None),  # already named: left as it is
+            ("a3", None, None, 2, "hub", None),
+        ]
+    )
+    named = fill_names(engine, members)
+    assert named.schema == MEMBER_SCHEMA
+    assert named.select(["alert_id", "account_id", "role", "level"]) == members.select(
+        ["alert_id", "account_id", "role", "level"]
+    )
+    assert list(zip(named["bank"].to_pylist(), named["account"].to_pylist(), strict=True)) == [
+        ("b3", "p3"),
+        ("b1", "p1"),
+        ("b4", "p4"),
+        ("b2", "p2"),
+        ("b2", "p2"),
+    ]
+    # the run's cache holds them now, and the look-up left no scratch table behind
+    assert con.execute("SELECT count(*) FROM dx_names").fetchall()[0][0] == 4
+    assert not engine.table_exists("dx_unnamed") and not engine.table_exists("dx_named_by")
+    assert not engine.table_exists("dx_to_name")
+
+
+def test_fill_names_without_unnamed_members_reads_nothing():
+    con = duckdb.connect()  # no transactions table at all: a look-up would fail
+    engine = DuckDBEngine(con)
+    members = _members([("a1", "b1", "p1", 1, "mule", 1)])
+    assert fill_names(engine, members) is members
+
+
+@pytest.mark.parametrize("later", [False, True])
+def test_collect_leaves_names_to_the_runner_only_when_asked(later):
+    con = _payments_con()
+    engine = DuckDBEngine(con)
+    engine.names_later = later
+    con.execute(
+        """CREATE TABLE hits AS SELECT 'pass_through' AS typology, 'k1' AS akey, 0.5 AS score,
+             TIMESTAMP '2024-03-01' AS start_ts, TIMESTAMP '2024-03-02' AS end_ts, 10.0 AS amount, 'why' AS summary,
+             [{'account_id': 2::UBIGINT, 'role': 'mule', 'level': NULL::INTEGER},
+              {'account_id': 3::UBIGINT, 'role': 'sink', 'level': NULL::INTEGER}] AS members,
+             ['t1', 't2'] AS evidence"""
+    ).fetchall()
+    det = collect(engine, "hits")
+    assert det.members["account_id"].to_pylist() == [2, 3]
+    if later:
+        assert det.members["bank"].null_count == 2 and not engine.table_exists("dx_names")
+        det_members = fill_names(engine, det.members)
+    else:
+        det_members = det.members
+    assert det_members["account"].to_pylist() == ["p2", "p3"]
+    assert det.alerts.num_rows == 1 and det.evidence.num_rows == 2
+
+
+def test_name_accounts_looks_up_only_what_the_cache_lacks():
+    con = _payments_con()
+    engine = DuckDBEngine(con)
+    con.execute("CREATE TABLE ids AS SELECT * FROM (VALUES (1::UBIGINT), (4::UBIGINT)) t(account_id)").fetchall()
+    con.execute("CREATE TEMP TABLE dx_names AS SELECT 1::UBIGINT AS account_id, 'cached' AS bank, 'x' AS account")
+    name_accounts(engine, "ids")
+    assert sorted(con.execute("SELECT * FROM dx_names").fetchall()) == [(1, "cached", "x"), (4, "b4", "p4")]
+
+
+def test_share_before_is_corroborations_share(tmp_path):
+    """dx_share_old is dc_share (queries/detect/corroborate.sql) of the stored state for every candidate account,
+    NULL for one without episodes or incoming money: the formula is written once."""
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        fill(ws, _world(3, days=4))
+        run(ws, SETTINGS, full=True)
+        con = ws.con
+        engine = DuckDBEngine(con)
+        con.execute(
+            "CREATE TEMP TABLE dx_in_new AS SELECT acct, in_amt FROM detect_in_totals ORDER BY acct LIMIT 40"
+        ).fetchall()
+        con.execute(
+            "CREATE TEMP TABLE dx_touched AS SELECT DISTINCT acct AS account_id FROM detect_pt_episodes "
+            "UNION SELECT 12345::UBIGINT"  # an account with no stored state at all
+        ).fetchall()
+        _share_before(engine, judge_all=False)
+        got = dict(con.execute("SELECT acct, share FROM dx_share_old").fetchall())
+        q = queries.get("detect_corroborate")
+        engine.run_steps([s for s in q.steps if s[0] == "dc_share"])
+        share = dict(con.execute("SELECT acct, share FROM dc_share").fetchall())
+        cand = {
+            a for (a,) in con.execute("SELECT acct FROM dx_in_new UNION SELECT account_id FROM dx_touched").fetchall()
+        }
+        assert set(got) == cand and any(v is not None for v in got.values())
+        assert got == {a: share.get(a) for a in cand}
+        assert got[12345] is None
+        _share_before(engine, judge_all=True)
+        assert con.execute("SELECT count(*) FROM dx_share_old").fetchall()[0][0] == 0
+
+
+def test_incremental_run_names_members_as_a_full_run_does(tmp_path):
+    """Members of every family named at store time, from the batch, the stored names or the payments, come out as a
+    full run names them."""
+    rows = _world(5, days=6)
+    cut = sorted(r[1] for r in rows)[int(len(rows) * 0.8)]
+    first, later = [r for r in rows if r[1] < cut], [r for r in rows if r[1] >= cut]
+    with Workspace(tmp_path / "inc.duckdb") as ws:
+        fill(ws, first, batch_id=1)
+        run(ws, SETTINGS)
+        fill(ws, later, batch_id=2)
+        assert run(ws, SETTINGS)["mode"] == "incremental"
+        got = snapshot(ws)
+        unnamed = ws.con.execute("SELECT count(*) FROM detect_raw_members WHERE bank IS NULL OR account IS NULL")
+        assert unnamed.fetchall()[0][0] == 0
+    with Workspace(tmp_path / "full.duckdb") as ws:
+        fill(ws, first, batch_id=1)
+        fill(ws, later, batch_id=2)
+        run(ws, SETTINGS, full=True)
+        expected = snapshot(ws)
+    assert got == expected and got[1]
+
+
+def test_drop_scratch_drops_only_the_runs_temporary_tables_and_views():
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TEMP TABLE dx_a AS SELECT 1; CREATE TEMP TABLE dt_all AS SELECT 1; CREATE TEMP VIEW dt_tx AS SELECT 1; "
+        "CREATE TEMP TABLE other AS SELECT 1; CREATE TABLE dx_stored AS SELECT 1"
+    ).fetchall()
+    names = "SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views() WHERE NOT internal"
+    _drop_scratch(con, keep=("dt_all",))
+    assert sorted(n for (n,) in con.execute(names).fetchall()) == ["dt_all", "dx_stored", "other"]
+    _drop_scratch(con)
+    assert sorted(n for (n,) in con.execute(names).fetchall()) == ["dx_stored", "other"]
+    _drop_scratch(con)  # nothing left to drop
