@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+import fundtrace.detect as detect
 from fundtrace.detect import DetectSettings, run
 from fundtrace.detect.rings import RingSettings
 from fundtrace.workspace import Workspace
@@ -72,8 +73,10 @@ def _world(seed: int, days: int = 10, boundary: int | None = None, noise: int = 
     return rows
 
 
+@pytest.mark.parametrize("dense_share", [2.0, 0.0], ids=["scoped", "dense"])
 @pytest.mark.parametrize("seed", [1, 2])
-def test_incremental_equals_full(tmp_path, seed):
+def test_incremental_equals_full(tmp_path, monkeypatch, seed, dense_share):
+    monkeypatch.setattr(detect, "DENSE_SHARE", dense_share)  # both ways: these small worlds are dense by default
     cut = 8 * 1440
     rows = _world(seed, boundary=cut)
     first = [r for r in rows if r[1] < cut]
@@ -224,8 +227,10 @@ def test_several_batches_arriving_late_equal_full_runs(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [6, 7, 8])
-def test_several_batches_more_seeds(tmp_path, seed):
+@pytest.mark.parametrize(("seed", "dense_share"), [(6, 2.0), (7, 2.0), (8, None)], ids=["6-scoped", "7-scoped", "8"])
+def test_several_batches_more_seeds(tmp_path, monkeypatch, seed, dense_share):
+    if dense_share is not None:  # these worlds' batches are dense: the scoped path is taken only when forced
+        monkeypatch.setattr(detect, "DENSE_SHARE", dense_share)
     # late payments reach back further than the longest window (chains: (max_hops + 1) dwell windows)
     _check_batches(tmp_path, seed, cuts=[4 * 1440, 6 * 1440, 8 * 1440, 9 * 1440], late=2000)
 

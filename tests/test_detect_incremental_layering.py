@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+import fundtrace.detect as detect
 from test_detect_incremental_state import _full, _incremental, _raw
 
 B = 3840  # minutes after T0: a layering bucket (6 h, from 12:00 UTC) starts here
@@ -187,7 +188,8 @@ def _alerts_of(state: tuple, typology: str, account: str) -> set[str]:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_layering_scope_equals_a_full_run(tmp_path, name):
+def test_layering_scope_equals_a_full_run(tmp_path, monkeypatch, name):
+    monkeypatch.setattr(detect, "DENSE_SHARE", 2.0)  # the scope is under test: never the dense fallback
     first, later, expect = CASES[name]()
     first = first + BYSTANDER + _NOISE
     before = _full(tmp_path / "b.duckdb", [first])

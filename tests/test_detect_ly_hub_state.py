@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 
+import fundtrace.detect as detect
 from fundtrace.detect import run
 from fundtrace.workspace import Workspace
 from test_detect_helpers import T0, fill
@@ -34,6 +35,7 @@ def _sg_alerts(ws) -> list:
     ).fetchall()
 
 
+@pytest.mark.parametrize("dense", [False, True], ids=["scoped", "dense"])
 @pytest.mark.parametrize(
     ("name", "gained"),
     [
@@ -42,8 +44,10 @@ def _sg_alerts(ws) -> list:
         ("path to an untouched source", 0),
     ],
 )
-def test_stored_hub_buckets_equal_a_full_runs(tmp_path, name, gained):
-    """After an incremental run the stored hub buckets are a full run's, new hubs included, and current."""
+def test_stored_hub_buckets_equal_a_full_runs(tmp_path, monkeypatch, name, gained, dense):
+    """After an incremental run the stored hub buckets are a full run's, new hubs included, and current, whether
+    layering ran scoped or, the batch being dense, unscoped over its window."""
+    monkeypatch.setattr(detect, "DENSE_SHARE", 0.0 if dense else 2.0)
     first, later, _ = CASES[name]()
     batches = [first + BYSTANDER + _NOISE, later]
     with Workspace(tmp_path / "i.duckdb") as ws:

@@ -314,6 +314,9 @@ def run(
     plan = _plan(ws, key, wanted, since, full)
     step = progress or (lambda s: None)
     engine = DuckDBEngine(ws.con, debug_sql=debug_sql, report=report)
+    # Every family's members are named once, when stored (see _store): a look-up in the payments reads the name
+    # columns of nearly every row group however few accounts it names (~0.1-0.2 s at 10 M, ~0.3 s in a full run).
+    engine.names_later = True
     _drop_scratch(ws.con)
     _ensure_raw(ws.con)
     old_limit = ws.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
@@ -419,10 +422,7 @@ def _known_names(engine, plan: _Plan) -> None:
     the members named nowhere there are looked up in the names stored by earlier runs (``detect_names``),
     then in the payments, without a pass over every payment (~2.5 s at 10 M) nor a copy of every stored name.
 
-    The families' members are named once, when they are stored (``engine.names_later``, see :func:`_store`):
-    each look-up in the payments reads the name columns of nearly every row group however few accounts it
-    names (~0.1-0.2 s at 10 M), so one for all families costs about what each of them cost."""
-    engine.names_later = True
+    The families' members are named once, when they are stored (``engine.names_later``, set by :func:`run`)."""
     where, params = plan.new_payments()
     engine.materialise(
         "dx_names",
@@ -678,9 +678,25 @@ def _detect_incremental(engine, settings: DetectSettings, plan: _Plan, windowed,
             with clock.part(fam.name):
                 keys = _Keys(f"dx_keys_{fam.name}", fam.scope(engine, settings, f"dx_keys_{fam.name}"))
         run_family(fam, cutoffs[fam.name], keys)
+        if dense and fam.name == "layering" and engine.table_exists("dx_ly_stored"):
+            _ly_hub_after_dense(engine, settings)
     con.execute("DROP VIEW IF EXISTS temp.dt_tx").fetchall()
     for name in ("dt_all", "dt_touched"):
         con.execute(f"DROP TABLE IF EXISTS temp.{name}").fetchall()
+
+
+def _ly_hub_after_dense(engine, settings: DetectSettings) -> None:
+    """Keep the stored hub buckets current after layering ran unscoped (a dense batch): its ``ly_hub`` counted
+    every payment of its context, so the touched accounts' buckets from the first one wholly inside it are
+    exact (``dx_ly_fb``, ``dx_ly_hn``: what :func:`_store_ly_hub` stores, as after a scoped run)."""
+    q = queries.get("detect_layering_scope")
+    given = params_for(q, settings) | {"ctx_from": engine.ctx_from}
+    engine.run_steps([s for s in q.steps if s[0] == "dx_ly_fb"], q.bind(given))
+    engine.materialise(
+        "dx_ly_hn",
+        "SELECT acct, b, n FROM ly_hub WHERE b >= (SELECT fb FROM dx_ly_fb) "
+        "AND acct IN (SELECT account_id FROM dx_touched)",
+    )
 
 
 # A batch is dense when the touched accounts' payments are at least this share of the prepared payments (see _dense).
@@ -940,7 +956,7 @@ def _store(ws, engine, settings: DetectSettings, plan: _Plan, results: list[_Res
     full = plan.mode == "full"
     combined = concat([r.detection for r in results])
     with clock.part("names"):  # every family's members at once (see _known_names)
-        members = fill_names(engine, combined.members) if engine.names_later else combined.members
+        members = fill_names(engine, combined.members)
     with clock.part("store_alerts"):
         engine.register("dx_new_alerts", combined.alerts)
         engine.register("dx_new_members", members)
