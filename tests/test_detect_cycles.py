@@ -24,7 +24,7 @@ from fundtrace.detect.sqlfamilies import prepare, run_query
 from fundtrace.engine import DuckDBEngine
 from fundtrace.errors import ConfigError
 from fundtrace.workspace import Workspace
-from test_detect_helpers import T0, fill, snapshot
+from test_detect_helpers import T0, fill, full_state, incremental_state, snapshot
 
 
 def _random_edges(seed: int, n: int, m: int) -> set[tuple[int, int]]:
@@ -246,17 +246,8 @@ def test_static_cycles_incremental_equals_full(tmp_path):
     settings = DetectSettings(cycle_kinds=("static",), cycle_window_hours=12, cycle_pass_through_only=False,
                               corroborate=("pass_through",), dwell_hours=6)  # fmt: skip
     first, second = [r for r in rows if r[1] < cut], [r for r in rows if r[1] >= cut]
-    with Workspace(tmp_path / "inc.duckdb") as ws:
-        fill(ws, first, batch_id=1)
-        run(ws, settings, only=["cycle"])
-        fill(ws, second, batch_id=2)
-        inc = run(ws, settings, only=["cycle"])
-        got = snapshot(ws)
-    with Workspace(tmp_path / "full.duckdb") as ws:
-        fill(ws, first, batch_id=1)
-        fill(ws, second, batch_id=2)
-        run(ws, settings, only=["cycle"], full=True)
-        expected = snapshot(ws)
+    got, inc = incremental_state(tmp_path / "inc.duckdb", [first, second], settings, only=["cycle"])
+    expected = full_state(tmp_path / "full.duckdb", [first, second], settings, only=["cycle"])
     assert inc["mode"] == "incremental"
     assert got == expected
     rings = {m[2].split("a")[0] for m in expected[1]}

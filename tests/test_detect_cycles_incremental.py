@@ -18,7 +18,7 @@ import pytest
 import fundtrace.detect as detect
 from fundtrace.detect import DetectSettings, run
 from fundtrace.workspace import Workspace
-from test_detect_helpers import fill, snapshot
+from test_detect_helpers import fill, full_state, incremental_state, snapshot
 
 NOISE = [(f"n{k}", 2000 + 37 * k, f"p{k % 9}", f"p{(k + 4) % 9}", 40.0 + k) for k in range(30)]  # a 9-cycle: too long
 OTHER = [(f"e{h}", 1000 + 30 * h, f"E{h}", f"E{(h + 1) % 4}", 800.0 - 5 * h) for h in range(4)]  # a ring left alone
@@ -115,17 +115,8 @@ def test_random_batches_equal_a_full_run(tmp_path, monkeypatch, seed):
         dwell_hours=6, cycle_window_hours=12, cycle_max_degree=18, cycle_min_quiet_share=0.25 * (seed % 3),
         cycle_pass_through_only=seed % 2 == 0, cycle_max_len=4 + seed % 3, corroborate=("pass_through",),
     )  # fmt: skip
-    with Workspace(tmp_path / "inc.duckdb") as ws:
-        fill(ws, first, batch_id=1)
-        run(ws, settings, only=["cycle"])
-        fill(ws, later, batch_id=2)
-        result = run(ws, settings, only=["cycle"])
-        got = _state(ws)
-    with Workspace(tmp_path / "full.duckdb") as ws:
-        fill(ws, first, batch_id=1)
-        fill(ws, later, batch_id=2)
-        run(ws, settings, only=["cycle"], full=True)
-        expected = _state(ws)
+    got, result = incremental_state(tmp_path / "inc.duckdb", [first, later], settings, _state, only=["cycle"])
+    expected = full_state(tmp_path / "full.duckdb", [first, later], settings, _state, only=["cycle"])
     assert result["mode"] == "incremental"
     assert got == expected
     assert _cycles(expected) > 0

@@ -63,3 +63,32 @@ def snapshot(ws: Workspace) -> tuple:
     members = con.execute("SELECT * FROM alert_members ORDER BY alert_id, account_id").fetchall()
     evidence = con.execute("SELECT * FROM alert_evidence ORDER BY alert_id, txn_id").fetchall()
     return alerts, members, evidence
+
+
+def full_state(path: Path, batches: list[list[tuple]], settings, state=snapshot, accounts=None, **options):
+    """``state(ws)`` after loading every batch into a new workspace at ``path`` and one full detect run."""
+    from fundtrace.detect import run
+
+    with Workspace(path) as ws:
+        for i, rows in enumerate(batches, start=1):
+            fill(ws, rows, batch_id=i, accounts=accounts if i == 1 else None)
+        run(ws, settings, full=True, **options)
+        return state(ws)
+
+
+def incremental_state(
+    path: Path, batches: list[list[tuple]], settings, state=snapshot, accounts=None, before_last=None, **options
+) -> tuple:
+    """``(state(ws), result)`` after loading the batches one by one into a new workspace at ``path``, a detect run
+    after each (full after the first, incremental after the others); ``before_last(ws)`` runs before the last one."""
+    from fundtrace.detect import run
+
+    with Workspace(path) as ws:
+        result = {}
+        for i, rows in enumerate(batches, start=1):
+            fill(ws, rows, batch_id=i, accounts=accounts if i == 1 else None)
+            if i == len(batches) and before_last:
+                before_last(ws)
+            result = run(ws, settings, **options)
+            assert result["mode"] == ("full" if i == 1 else "incremental")
+        return state(ws), result

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from fundtrace.detect import _can_wake, run
 from fundtrace.workspace import Workspace
-from test_detect_helpers import T0, fill, snapshot
+from test_detect_helpers import T0, fill, full_state, incremental_state, snapshot
 from test_detect_incremental import SETTINGS
 
 _NOISE = [(f"n{k}", 2000 + 37 * k, f"p{k % 9}", f"p{(k + 4) % 9}", 40.0 + k) for k in range(30)]
@@ -43,23 +43,11 @@ def _state(ws) -> tuple:
 
 
 def _full(path, batches, accounts=None) -> tuple:
-    with Workspace(path) as ws:
-        for i, rows in enumerate(batches, start=1):
-            fill(ws, rows, batch_id=i, accounts=accounts if i == 1 else None)
-        run(ws, SETTINGS, full=True)
-        return _state(ws)
+    return full_state(path, batches, SETTINGS, _state, accounts)
 
 
 def _incremental(path, batches, accounts=None, before_last=None) -> tuple[tuple, dict]:
-    with Workspace(path) as ws:
-        result = {}
-        for i, rows in enumerate(batches, start=1):
-            fill(ws, rows, batch_id=i, accounts=accounts if i == 1 else None)
-            if i == len(batches) and before_last:
-                before_last(ws)
-            result = run(ws, SETTINGS)
-            assert result["mode"] == ("full" if i == 1 else "incremental")
-        return _state(ws), result
+    return incremental_state(path, batches, SETTINGS, _state, accounts, before_last)
 
 
 def _key(ws, account: str) -> int:

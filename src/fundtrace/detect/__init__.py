@@ -689,9 +689,7 @@ def _ly_hub_after_dense(engine, settings: DetectSettings) -> None:
     """Keep the stored hub buckets current after layering ran unscoped (a dense batch): its ``ly_hub`` counted
     every payment of its context, so the touched accounts' buckets from the first one wholly inside it are
     exact (``dx_ly_fb``, ``dx_ly_hn``: what :func:`_store_ly_hub` stores, as after a scoped run)."""
-    q = queries.get("detect_layering_scope")
-    given = params_for(q, settings) | {"ctx_from": engine.ctx_from}
-    engine.run_steps([s for s in q.steps if s[0] == "dx_ly_fb"], q.bind(given))
+    run_query(engine, "detect_layering_scope", settings, only=("dx_ly_fb",))
     engine.materialise(
         "dx_ly_hn",
         "SELECT acct, b, n FROM ly_hub WHERE b >= (SELECT fb FROM dx_ly_fb) "

@@ -26,10 +26,8 @@ from __future__ import annotations
 import networkx as nx
 import pyarrow as pa
 
-from fundtrace import queries
-from fundtrace.detect.base import params_for
 from fundtrace.detect.settings import DetectSettings
-from fundtrace.detect.sqlfamilies import EPOCH, run_query
+from fundtrace.detect.sqlfamilies import run_query
 
 __all__ = ["bipartite_scope", "layering_scope"]
 
@@ -48,13 +46,9 @@ def layering_scope(engine, settings: DetectSettings, table: str) -> dict[str, tu
     :func:`detect_layering` leaves out its own step) and for the payments the rest of layering reads
     (``ly_kn``: the key accounts' own that are not a hub's, and ``ly_px``: the paths' others).
     """
-    q = queries.get("detect_layering")
     stored = engine.table_exists("dx_ly_stored")  # the runner's: detect_ly_hub is current up to the new payments
-    engine.run_steps([s for s in q.steps if s[0] in (_HUBS[:1] if stored else _HUBS)], q.bind(params_for(q, settings)))
-    sq = queries.get("detect_layering_scope")
-    skip = () if stored else _STORED
-    given = params_for(sq, settings) | {"ctx_from": getattr(engine, "ctx_from", EPOCH)}
-    engine.run_steps([s for s in sq.steps if s[0] not in skip], sq.bind(given))
+    run_query(engine, "detect_layering", settings, only=_HUBS[:1] if stored else _HUBS)
+    run_query(engine, "detect_layering_scope", settings, skip=() if stored else _STORED)
     engine.materialise(table, "SELECT account_id FROM ly_keys")
     cols = "txn_id, t, src_id, dst_id, amt"  # dt_tx's (queries/detect/prep.sql)
     engine.execute(f"CREATE OR REPLACE TEMP VIEW dt_tx AS SELECT {cols} FROM ly_kn UNION ALL SELECT {cols} FROM ly_px")
@@ -82,8 +76,7 @@ def bipartite_scope(engine, settings: DetectSettings, table: str) -> dict[str, t
     if engine.table_exists("ly_hub"):  # layering's, over the same context: detect_bipartite reuses them too
         engine.materialise("bp_hub", "SELECT acct, b FROM ly_hub")
     else:
-        q = queries.get("detect_bipartite_candidates")
-        engine.run_steps([s for s in q.steps if s[0] in ("bp_busy", "bp_hub")], q.bind(params_for(q, settings)))
+        run_query(engine, "detect_bipartite_candidates", settings, only=("bp_busy", "bp_hub"))
     run_query(engine, "detect_bipartite_scope", settings)
     edges = engine.to_arrow("SELECT src, dst FROM bp_sx")
     g = nx.Graph()

@@ -29,13 +29,15 @@ __all__ = [
 EPOCH = datetime(1970, 1, 1)
 
 
-def run_query(engine, name: str, settings: DetectSettings, extra: dict | None = None) -> str:
-    """Materialise every step of query ``name`` with parameters from ``settings``; return the last step."""
+def run_query(engine, name: str, settings: DetectSettings, extra: dict | None = None, *, only=None, skip=()) -> str:
+    """Materialise the steps of query ``name`` (those named in ``only`` when given, but not those in ``skip``)
+    with parameters from ``settings`` and the engine's ``ctx_from``; return the last step."""
     q = queries.get(name)
     given = params_for(q, settings)
     if any(p.name == "ctx_from" for p in q.params):
         given["ctx_from"] = getattr(engine, "ctx_from", EPOCH)
-    return engine.run_steps(q.steps, q.bind(given | (extra or {})))
+    steps = [s for s in q.steps if (only is None or s[0] in only) and s[0] not in skip]
+    return engine.run_steps(steps, q.bind(given | (extra or {})))
 
 
 def prepare(
@@ -119,12 +121,10 @@ def detect_layering(engine, settings: DetectSettings) -> Detection:
     alerts' two-hop paths (``sg_paths``) before narrowing ``dt_tx``: those steps of the query are left out.
     """
     _ensure(engine, settings)
-    q = queries.get("detect_layering")
     made = ({"ly_acct", "ly_hub"} if engine.table_exists("ly_hub") else set()) | (
         {"sg_paths"} if engine.table_exists("sg_paths") else set()
     )
-    steps = [s for s in q.steps if s[0] not in made]
-    detection = collect(engine, engine.run_steps(steps, q.bind(params_for(q, settings))))
+    detection = collect(engine, run_query(engine, "detect_layering", settings, skip=made))
     release(engine, "detect_layering")
     return detection
 
