@@ -1,11 +1,11 @@
 -- name: detect_cycles
 -- kind: detect
 -- description: Temporal cycles (as in 2SCENT): payments a->b->...->a with strictly increasing times, all within the cycle window of the first payment, at most max_len payments, no account visited twice; hubs left out. A bounded recursive walk over candidate payments.
--- inputs: dt_tx (detect_prep), pt_hits (detect_pass_through)
+-- inputs: dt_tx (detect_prep), pt_hits (detect_pass_through), accounts (holder_id)
 -- outputs: cy_tx(txn_id, t, src_id, dst_id, amt, b): the candidate payments (static cycles read them too); cy_found(start_txn, start_acct, start_t, end_t, accts, txns, amts): one row per cycle, keyed by its first payment and path.
 -- param: cycle_window_hours DOUBLE = 72  All payments of a cycle happen within this time after its first payment.
 -- param: cycle_max_len INTEGER = 6  Longest cycle, in payments.
--- param: cycle_min_len INTEGER = 3  Shortest cycle, in payments (A pays B and B pays A back is everyday life).
+-- param: cycle_min_len INTEGER = 3  Shortest cycle, in payments and in distinct holders (A pays B and B pays A back is everyday life, also when B pays from another own account).
 -- param: cycle_tolerance DOUBLE = 0.2  Largest relative change of amount from one hop to the next; negative means amounts are not compared.
 -- param: cycle_max_degree DOUBLE = 60  Accounts with more payments than this in a cycle bucket are hubs and are left out.
 -- param: cycle_pass_through_only BOOLEAN = true  Walk only payments with a pass-through account (pt_hits) at one end at least, in an episode near the payment (see cy_cand): every hop of a cycle of 3 or more whose intermediates pass the money on has one.
@@ -80,7 +80,11 @@ WITH RECURSIVE walk(start_txn, start_acct, start_t, sb, cur, cur_t, cur_amt, dep
     AND ($cycle_tolerance < 0 OR abs(n.amt - w.cur_amt) <= $cycle_tolerance * w.cur_amt)
 )
 SELECT start_txn, start_acct, start_t, cur_t AS end_t, depth AS length, accts, txns, amts
-FROM walk WHERE cur = start_acct AND depth >= $cycle_min_len
+FROM walk w WHERE cur = start_acct AND depth >= $cycle_min_len
+  -- ...and through as many holders: A pays B, B moves it to B's other account, that one pays A back is a
+  -- back-and-forth between two people (accounts without a holder count as their own holder)
+  AND (SELECT count(DISTINCT coalesce(h.holder_id, CAST(u.a AS VARCHAR)))
+       FROM (SELECT unnest(w.accts) AS a) u LEFT JOIN accounts h ON h.account_id = u.a) >= $cycle_min_len
 -- step: cy_alerts
 SELECT 'cycle' AS typology, array_to_string(txns, ',') AS akey,
        least(1.0, 0.5 + 0.1 * length) AS score,

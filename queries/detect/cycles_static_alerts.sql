@@ -1,9 +1,10 @@
 -- name: detect_cycles_static_alerts
 -- kind: detect
 -- description: Alerts for the static cycles found in the candidate edges (src/fundtrace/detect/cycles.py): every candidate payment on the cycle's edges within its window is evidence.
--- inputs: cs_found(cid, w, length, akey), cs_found_edges(cid, w, src_id, dst_id) (registered by cycles.py), cy_tx (detect_cycles)
+-- inputs: cs_found(cid, w, length, akey), cs_found_edges(cid, w, src_id, dst_id) (registered by cycles.py), cy_tx (detect_cycles), accounts (holder_id)
 -- outputs: cs_alerts: hit rows for fundtrace.detect.base.collect, one per cycle and window.
 -- param: cycle_window_hours DOUBLE = 72  Width of the buckets; a window is a bucket and the next.
+-- param: cycle_min_len INTEGER = 3  Fewest distinct holders of a cycle's accounts (accounts without a holder count as their own).
 -- step: cs_pay
 SELECT e.cid, x.txn_id, x.t, x.amt, x.src_id, x.dst_id
 FROM cs_found_edges e
@@ -28,3 +29,6 @@ SELECT 'cycle' AS typology, f.akey,
          || ' payments in any time order (a static cycle).' AS summary,
        h.members, h.evidence
 FROM cs_found f JOIN hit h USING (cid)
+-- through cycle_min_len holders at least (two people's accounts going round is a back-and-forth between them)
+WHERE (SELECT count(DISTINCT coalesce(a.holder_id, CAST(e.src_id AS VARCHAR)))
+       FROM cs_found_edges e LEFT JOIN accounts a ON a.account_id = e.src_id WHERE e.cid = f.cid) >= $cycle_min_len
