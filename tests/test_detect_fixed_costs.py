@@ -189,3 +189,22 @@ def test_drop_scratch_drops_only_the_runs_temporary_tables_and_views():
     _drop_scratch(con)
     assert sorted(n for (n,) in con.execute(names).fetchall()) == ["dx_stored", "other"]
     _drop_scratch(con)  # nothing left to drop
+
+
+def test_incremental_runs_keep_the_incoming_totals_equal_to_a_fresh_sum(tmp_path):
+    """detect_in_totals, brought up to date batch by batch (the changed accounts' old totals come back from their
+    delete), holds one row per account that ever received money from another, equal to summing every payment."""
+    rows = _world(4, days=6)
+    cuts = sorted(r[1] for r in rows)
+    a, b = cuts[int(len(rows) * 0.6)], cuts[int(len(rows) * 0.8)]
+    batches = [[r for r in rows if r[1] < a], [r for r in rows if a <= r[1] < b], [r for r in rows if r[1] >= b]]
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        for i, batch in enumerate(batches, start=1):
+            fill(ws, batch, batch_id=i)
+            assert run(ws, SETTINGS)["mode"] == ("full" if i == 1 else "incremental")
+        got = ws.con.execute("SELECT acct, in_amt FROM detect_in_totals ORDER BY acct").fetchall()
+        fresh = ws.con.execute(
+            "SELECT dst_id, sum(amount) FROM transactions WHERE src_id <> dst_id GROUP BY dst_id ORDER BY dst_id"
+        ).fetchall()
+        assert ws.con.execute("SELECT max(max_batch_id) FROM detect_in_state").fetchall()[0][0] == 3
+    assert got == fresh and len(got) > 10
