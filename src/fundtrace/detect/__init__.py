@@ -1162,8 +1162,8 @@ def _publish(con, engine, settings: DetectSettings, full: bool, judge_all: bool)
         off["dc_life_ok"] = "SELECT CAST(NULL AS VARCHAR) AS alert_id WHERE false"
     if not settings.fans_yield:
         off["dc_yielded"] = "SELECT CAST(NULL AS VARCHAR) AS alert_id WHERE false"
-    for name, empty in off.items():
-        engine.materialise(name, empty)
+    if off:  # sent together: a statement costs ~2 ms of its own here
+        engine.execute("; ".join(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {empty}' for name, empty in off.items()))
     steps = [s for s in q.steps if s[0] not in off]
     engine.run_steps(steps, q.bind(params_for(q, settings) | {"incremental": not judge_all}))
     con.execute("INSERT INTO detect_sink_paid SELECT alert_id, account_id, paid_share FROM dc_sink_new")
