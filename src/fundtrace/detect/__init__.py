@@ -896,8 +896,9 @@ def _update_in_totals(con, max_batch: int, delta: bool) -> None:
             {"m": max_batch},
         )
     elif _one(con, "SELECT count(*) FROM dx_in_new"):
-        # the deleted rows are the old totals: one pass over the table, not a join and a delete
-        old = con.execute(
+        # the deleted rows are the old totals: one pass over the table, not a join and a delete (sql() runs a DELETE
+        # at once and keeps the rows it returns)
+        old = con.sql(
             "DELETE FROM detect_in_totals WHERE acct IN (SELECT acct FROM dx_in_new) RETURNING acct, in_amt"
         ).to_arrow_table()
         con.register("dx_in_old", old)
