@@ -192,8 +192,8 @@ def test_drop_scratch_drops_only_the_runs_temporary_tables_and_views():
 
 
 def test_incremental_runs_keep_the_incoming_totals_equal_to_a_fresh_sum(tmp_path):
-    """detect_in_totals, brought up to date batch by batch (the changed accounts' old totals come back from their
-    delete), holds one row per account that ever received money from another, equal to summing every payment."""
+    """detect_in_totals, brought up to date batch by batch (the changed accounts' rows deleted and inserted again),
+    holds one row per account that ever received money from another, equal to summing every payment."""
     rows = _world(4, days=6)
     cuts = sorted(r[1] for r in rows)
     a, b = cuts[int(len(rows) * 0.6)], cuts[int(len(rows) * 0.8)]

@@ -896,19 +896,12 @@ def _update_in_totals(con, max_batch: int, delta: bool) -> None:
             {"m": max_batch},
         )
     elif _one(con, "SELECT count(*) FROM dx_in_new"):
-        # the deleted rows are the old totals: one pass over the table, not a join and a delete (sql() runs a DELETE
-        # at once and keeps the rows it returns)
-        old = con.sql(
-            "DELETE FROM detect_in_totals WHERE acct IN (SELECT acct FROM dx_in_new) RETURNING acct, in_amt"
-        ).to_arrow_table()
-        con.register("dx_in_old", old)
-        try:
-            con.execute(
-                "INSERT INTO detect_in_totals SELECT n.acct, coalesce(o.in_amt, 0) + n.in_amt "
-                "FROM dx_in_new n LEFT JOIN dx_in_old o ON o.acct = n.acct"
-            )
-        finally:
-            con.unregister("dx_in_old")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE dx_in_sum AS SELECT n.acct, coalesce(t.in_amt, 0) + n.in_amt AS in_amt "
+            "FROM dx_in_new n LEFT JOIN detect_in_totals t ON t.acct = n.acct"
+        )
+        con.execute("DELETE FROM detect_in_totals WHERE acct IN (SELECT acct FROM dx_in_new)")
+        con.execute("INSERT INTO detect_in_totals SELECT acct, in_amt FROM dx_in_sum")
     con.execute("DELETE FROM detect_in_state")
     con.execute("INSERT INTO detect_in_state VALUES ($m)", {"m": max_batch})
 
