@@ -13,7 +13,7 @@ from fundtrace.detect import _drop_scratch, _share_before, run
 from fundtrace.detect.base import MEMBER_SCHEMA, collect, fill_names, name_accounts
 from fundtrace.engine import DuckDBEngine
 from fundtrace.workspace import Workspace
-from test_detect_helpers import fill, snapshot
+from test_detect_helpers import fill, full_state, snapshot
 from test_detect_incremental import SETTINGS, _world
 
 
@@ -189,3 +189,38 @@ def test_drop_scratch_drops_only_the_runs_temporary_tables_and_views():
     _drop_scratch(con)
     assert sorted(n for (n,) in con.execute(names).fetchall()) == ["dx_stored", "other"]
     _drop_scratch(con)  # nothing left to drop
+
+
+def test_incremental_runs_keep_the_incoming_totals_equal_to_a_fresh_sum(tmp_path):
+    """detect_in_totals, brought up to date batch by batch (the changed accounts' rows deleted and inserted again),
+    holds one row per account that ever received money from another, equal to summing every payment."""
+    rows = _world(4, days=6)
+    cuts = sorted(r[1] for r in rows)
+    a, b = cuts[int(len(rows) * 0.6)], cuts[int(len(rows) * 0.8)]
+    batches = [[r for r in rows if r[1] < a], [r for r in rows if a <= r[1] < b], [r for r in rows if r[1] >= b]]
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        for i, batch in enumerate(batches, start=1):
+            fill(ws, batch, batch_id=i)
+            assert run(ws, SETTINGS)["mode"] == ("full" if i == 1 else "incremental")
+        got = ws.con.execute("SELECT acct, in_amt FROM detect_in_totals ORDER BY acct").fetchall()
+        fresh = ws.con.execute(
+            "SELECT dst_id, sum(amount) FROM transactions WHERE src_id <> dst_id GROUP BY dst_id ORDER BY dst_id"
+        ).fetchall()
+        assert ws.con.execute("SELECT max(max_batch_id) FROM detect_in_state").fetchall()[0][0] == 3
+    assert got == fresh and len(got) > 10
+
+
+def test_corroboration_steps_left_out_by_default_find_nothing(tmp_path):
+    """Without life_corroborates, life_members and fans_yield the short-lived and giving-way steps are not run (they
+    leave empty tables): the published result equals running them with settings that name no typology."""
+    import dataclasses
+
+    rows = _world(3, days=4)
+    lines: list[str] = []
+    default = full_state(tmp_path / "default.duckdb", [rows], SETTINGS, debug_sql=True, report=lines.append)
+    assert not any(line.startswith(("step dc_life", "step dc_yielded")) for line in lines)
+    named = dataclasses.replace(SETTINGS, life_corroborates=("none",), life_members=("none",), fans_yield=("none",))
+    lines.clear()
+    ran = full_state(tmp_path / "named.duckdb", [rows], named, debug_sql=True, report=lines.append)
+    assert any(line.startswith("step dc_life_ok") for line in lines) and any("dc_yielded" in ln for ln in lines)
+    assert default == ran and default[0]

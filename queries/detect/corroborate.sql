@@ -60,10 +60,12 @@ WHERE $incremental AND a.typology = 'pass_through' AND m.role = 'mule'
                        UNION ALL SELECT account_id FROM dx_gone_members)
 -- step: dc_scope_members
 -- Their members with their alert's typology, time span and amount (the steps below read only these, not every
--- raw member or alert: the alerts kept are among them).
+-- raw member or alert: the alerts kept are among them). Joined from dc_scope, so that both stored tables are
+-- filtered by it before they meet (a semi-join after joining every raw alert cost ~1.3x more).
 SELECT m.alert_id, m.account_id, m.role, a.typology, a.start_ts, a.end_ts, a.amount, m.bank, m.account, m.level
-FROM detect_raw_members m JOIN detect_raw_alerts a ON a.alert_id = m.alert_id
-WHERE m.alert_id IN (SELECT alert_id FROM dc_scope)
+FROM dc_scope s
+JOIN detect_raw_alerts a ON a.alert_id = s.alert_id
+JOIN detect_raw_members m ON m.alert_id = s.alert_id
 -- step: dc_life_cand
 -- Members of the raw alerts of life_corroborates or life_members typologies: the only accounts whose life is read.
 SELECT DISTINCT m.account_id FROM detect_raw_members m JOIN detect_raw_alerts a ON a.alert_id = m.alert_id

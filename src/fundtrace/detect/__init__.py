@@ -1147,7 +1147,19 @@ def _publish(con, engine, settings: DetectSettings, full: bool, judge_all: bool)
     else:
         con.execute("DELETE FROM detect_sink_paid WHERE alert_id IN (SELECT alert_id FROM dx_replaced)")
     q = queries.get("detect_corroborate")
-    engine.run_steps(q.steps, q.bind(params_for(q, settings) | {"incremental": not judge_all}))
+    # Steps that cannot find anything when their settings name no typology (the defaults) are not run; each leaves its
+    # empty table (each reads every raw alert or member: ~15-20 ms in all at 10 M payments).
+    off = {}
+    if not settings.life_corroborates and not settings.life_members:
+        off["dc_life_cand"] = "SELECT CAST(NULL AS UBIGINT) AS account_id WHERE false"
+        off["dc_life"] = "SELECT CAST(NULL AS UBIGINT) AS acct, CAST(NULL AS BOOLEAN) AS pays_out WHERE false"
+        off["dc_life_ok"] = "SELECT CAST(NULL AS VARCHAR) AS alert_id WHERE false"
+    if not settings.fans_yield:
+        off["dc_yielded"] = "SELECT CAST(NULL AS VARCHAR) AS alert_id WHERE false"
+    if off:  # sent together: a statement costs ~2 ms of its own here
+        engine.execute("; ".join(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {empty}' for name, empty in off.items()))
+    steps = [s for s in q.steps if s[0] not in off]
+    engine.run_steps(steps, q.bind(params_for(q, settings) | {"incremental": not judge_all}))
     con.execute("INSERT INTO detect_sink_paid SELECT alert_id, account_id, paid_share FROM dc_sink_new")
     if full:
         _rewrite(con, "alerts", "SELECT * FROM detect_raw_alerts WHERE alert_id IN (SELECT alert_id FROM dc_keep)")
