@@ -121,16 +121,16 @@ def detect_fans(engine, settings: DetectSettings) -> Detection:
     keys = getattr(engine, "key_accounts", None)
     if keys is None:
         return _run_and_collect(engine, "detect_fans", settings)
-    # only the key accounts' hub buckets: the payments of the others are left out of fan_pairs on (~50 % of
-    # its rows at 10 M with the 100 k batch) and only the key accounts' fans are kept anyway
-    hubs = dict(queries.get("detect_fans").steps)["fan_hubs"]
+    # only the key accounts' episodes, so only their hub buckets: the payments of the others are left out of
+    # fan_pairs on (~50 % of its rows at 10 M with the 100 k batch) and only the key accounts' fans are kept anyway
     q = queries.get("detect_fans")
+    eps = dict(q.steps)["fan_eps"]
     run_query(engine, "detect_fans", settings, only=("fan_innocent",))
     engine.run_steps(
-        [("fan_hubs", f'SELECT * FROM ({hubs}) WHERE acct IN (SELECT account_id FROM "{keys}")')],
+        [("fan_eps", f'SELECT * FROM ({eps}) WHERE acct IN (SELECT account_id FROM "{keys}")')],
         q.bind(params_for(q, settings)),
     )
-    detection = collect(engine, run_query(engine, "detect_fans", settings, skip=("fan_innocent", "fan_hubs")))
+    detection = collect(engine, run_query(engine, "detect_fans", settings, skip=("fan_innocent", "fan_eps")))
     release(engine, "detect_fans")
     return detection
 
