@@ -60,6 +60,7 @@ from fundtrace.detect.base import Detection, alert_id_sql, collect, concat, fill
 from fundtrace.detect.cycle_scope import cycles_scope
 from fundtrace.detect.settings import DetectSettings
 from fundtrace.detect.sqlfamilies import (
+    _ensure_episode_payments,
     _ensure_pass_through,
     detect_chains,
     detect_cycles,
@@ -787,13 +788,14 @@ def _chains(engine, settings: DetectSettings, from_b: int | None) -> Detection:
     walked; their stored alerts, as chain or stacked, are replaced (``dx_chain_gone``). The new hops
     are left in ``dx_chain_new``.
     """
-    _ensure_pass_through(engine, settings)
+    _ensure_episode_payments(engine, settings)
     q = queries.get("detect_chain")
     params = q.bind(params_for(q, settings))
     if from_b is None:
         last = engine.run_steps(q.steps, params)
     else:
         engine.run_steps(q.steps[:1], params)
+        engine.execute("DROP TABLE pt_pay")  # the episodes' payments: read by ch_hops only
         scope = "acct IN (SELECT account_id FROM dx_touched) AND b >= $cb"
         engine.materialise("ch_old", f"SELECT * FROM detect_chain_hops WHERE {scope}", {"cb": from_b})
         engine.materialise(
@@ -811,7 +813,7 @@ def _chains(engine, settings: DetectSettings, from_b: int | None) -> Detection:
         last = engine.run_steps([s for s in q.steps if s[0] not in ("ch_hops", "ch_all", "ch_roots")], params)
     detection = collect(engine, last)
     engine.materialise("dx_chain_new", "SELECT * FROM ch_hops")
-    for name, _ in q.steps + queries.get("detect_chain_dirty").steps + [("ch_old", "")]:
+    for name, _ in q.steps + queries.get("detect_chain_dirty").steps + [("ch_old", ""), ("pt_pay", "")]:
         engine.execute(f'DROP TABLE IF EXISTS "{name}"')
     return detection
 

@@ -60,7 +60,9 @@ def prepare(
 # Tables that detectors after the one making them read (and the runner stores pt_hits): kept until the run
 # ends. Every other intermediate table is dropped as soon as its detector has collected its alerts, so that
 # the next detector's joins and aggregates have the memory (at 10 M payments they spilled to disk before).
-SHARED = frozenset({"dt_holder", "dt_tx", "pt_hits", "ly_acct", "ly_hub"})
+# pt_pay (each episode's payments) is kept for chains' hops, which drop it (a later family reads the complete pt_hits of
+# an incremental run, not the episodes pt_pay was made for).
+SHARED = frozenset({"dt_holder", "dt_tx", "pt_hits", "pt_pay", "ly_acct", "ly_hub"})
 
 
 def release(engine, name: str) -> None:
@@ -105,10 +107,19 @@ def _ensure_pass_through(engine, settings: DetectSettings) -> None:
         release(engine, "detect_pass_through")
 
 
+def _ensure_episode_payments(engine, settings: DetectSettings) -> None:
+    """``pt_hits`` and ``pt_pay`` (the episodes' payments) for chain hops."""
+    _ensure_pass_through(engine, settings)
+    if not engine.table_exists("pt_pay"):
+        run_query(engine, "detect_pass_through", settings, only=("pt_pay",))
+
+
 def detect_chains(engine, settings: DetectSettings) -> Detection:
     """Chains (one account per level) and stacked layers (several) of pass-through hops."""
-    _ensure_pass_through(engine, settings)
-    return _run_and_collect(engine, "detect_chain", settings)
+    _ensure_episode_payments(engine, settings)
+    detection = _run_and_collect(engine, "detect_chain", settings)
+    engine.execute("DROP TABLE IF EXISTS pt_pay")
+    return detection
 
 
 def detect_fans(engine, settings: DetectSettings) -> Detection:
