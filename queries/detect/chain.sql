@@ -1,7 +1,7 @@
 -- name: detect_chain
 -- kind: detect
 -- description: Chains and stacked layers: time-respecting multi-hop paths of payments through pass-through episodes, each hop leaving within the dwell window with at most the amount that came in (plus tolerance), walked from the first payment (the root) down to max_hops.
--- inputs: dt_tx (detect_prep), pt_hits (detect_pass_through)
+-- inputs: pt_hits and pt_pay (detect_pass_through)
 -- outputs: ch_hops(in_txn, out_txn, in_t, out_t, acct, b, in_src, in_amt, in_cash, out_dst, out_amt, out_cash): each hop with its two payments; ch_all: the hops walked; ch_walk(root_txn, txn_id, depth): every payment reachable from a root and its hop number (0 = the root).
 -- An incremental run (fundtrace.detect) runs ch_hops for the accounts new payments touched, replaces ch_all by the
 -- stored hops it keeps plus those, and ch_roots by the roots whose walk can reach a changed hop
@@ -13,13 +13,14 @@
 -- param: chain_min_levels INTEGER = 2  Fewest mule levels (accounts that received and passed the money on, in sequence) that make a chain.
 -- step: ch_hops
 -- Payment i into a pass-through account X (acct, episode bucket b) followed by payment o out of X within the
--- dwell window, with what the walk needs of both payments (a hop is identified by its two payments).
+-- dwell window, with what the walk needs of both payments (a hop is identified by its two payments). The
+-- episodes' payments in (first_in to last_in) and out (first_in to last_out) are pass-through's pt_pay.
 SELECT i.txn_id AS in_txn, o.txn_id AS out_txn, i.t AS in_t, o.t AS out_t, h.acct, h.b,
        i.src_id AS in_src, i.amt AS in_amt, i.cash_out AS in_cash, o.dst_id AS out_dst, o.amt AS out_amt,
        o.cash_out AS out_cash
 FROM pt_hits h
-JOIN dt_tx i ON i.dst_id = h.acct AND i.t BETWEEN h.first_in AND h.last_in
-JOIN dt_tx o ON o.src_id = h.acct AND o.t BETWEEN h.first_in AND h.last_out
+JOIN pt_pay i ON i.acct = h.acct AND i.b = h.b AND i.dir = 'in'
+JOIN pt_pay o ON o.acct = h.acct AND o.b = h.b AND o.dir = 'out'
 WHERE o.t >= i.t AND o.t <= i.t + CAST($dwell_hours * 3600e6 AS BIGINT)
   AND o.amt <= i.amt * (1 + $hop_tolerance) AND o.amt >= i.amt * $min_hop_share
   AND o.txn_id <> i.txn_id

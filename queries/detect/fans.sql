@@ -13,6 +13,9 @@
 -- step: fan_innocent
 SELECT account_id FROM accounts
 WHERE lower(kind) IN (SELECT unnest(string_split($innocent_kinds, ',')))
+-- step: fan_eps
+-- The episodes fans consult (an incremental run keeps only its key accounts' here, see fundtrace.detect.sqlfamilies).
+SELECT acct, first_in, last_out FROM pt_hits WHERE $fan_pass_through
 -- step: fan_hubs
 -- Where a fan's hub can be: with fan_pass_through only accounts with a pass-through episode (fan_kept
 -- drops every other hub), and only in the fan buckets of a window that can overlap one of their episodes:
@@ -23,7 +26,7 @@ WHERE lower(kind) IN (SELECT unnest(string_split($innocent_kinds, ',')))
 -- fan_pairs has 0.77 M rows instead of the 2.0 M of every bucket of these accounts.
 SELECT DISTINCT acct, unnest(range(first_in // CAST($fan_window_hours * 3600e6 AS BIGINT) - 1,
                                    last_out // CAST($fan_window_hours * 3600e6 AS BIGINT) + 2)) AS b
-FROM pt_hits WHERE $fan_pass_through
+FROM fan_eps
 -- step: fan_pairs
 -- Pre-aggregate per (account, counterparty, bucket): count(DISTINCT) on raw rows is the slow aggregate (lesson 4).
 SELECT dst_id AS acct, src_id AS cp, 'in' AS dir, b,

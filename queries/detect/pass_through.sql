@@ -2,7 +2,7 @@
 -- kind: detect
 -- description: Pass-through episodes: money into an account in one dwell-window bucket, out again within the dwell window, out close to in and little left (FlowScope flow balance min(in,out) - alpha*|in-out|).
 -- inputs: dt_tx (detect_prep)
--- outputs: pt_hits(acct, b, n_in, n_out, in_amt, out_amt, flow, kept, first_in, last_in, last_out, first_ts, last_ts, score); pt_evidence and pt_members (long tables for collect()); the last step is alert rows without lists.
+-- outputs: pt_hits(acct, b, n_in, n_out, in_amt, out_amt, flow, kept, first_in, last_in, last_out, first_ts, last_ts, score); pt_pay(acct, b, dir, txn_id, t, src_id, dst_id, amt, cash_out): each episode's payments in and out; pt_evidence and pt_members (long tables for collect()); the last step is alert rows without lists.
 -- param: dwell_hours DOUBLE = 48  How long money may stay in an account and still count as passed through.
 -- param: keep_max DOUBLE = 0.2  The largest share of the money in that may stay behind (a mule's commission).
 -- param: over_max DOUBLE = 0.1  How much more may leave than came in (the mule's own money on top).
@@ -46,14 +46,20 @@ FROM pt_out
 WHERE out_amt >= (1 - $keep_max) * in_amt
   AND out_amt <= (1 + $over_max) * in_amt
   AND least(in_amt, out_amt) >= $min_amount
--- step: pt_evidence
--- The payments in and out of each episode, with the counterparty and its role (long tables for collect()).
-SELECT 'pass_through' AS typology, CAST(h.acct AS VARCHAR) || ':' || CAST(h.b AS VARCHAR) AS akey, h.acct,
-       x.txn_id, x.src_id AS account_id, 'source' AS role
+-- step: pt_pay
+-- The payments in and out of each episode (the episode's account, bucket and direction; the payment as in
+-- dt_tx): its evidence, and the payments chain hops pair up (queries/detect/chain.sql), read once.
+SELECT h.acct, h.b, 'in' AS dir, x.txn_id, x.t, x.src_id, x.dst_id, x.amt, x.cash_out
 FROM pt_hits h JOIN dt_tx x ON x.dst_id = h.acct AND x.t BETWEEN h.first_in AND h.last_in
 UNION ALL
-SELECT 'pass_through', CAST(h.acct AS VARCHAR) || ':' || CAST(h.b AS VARCHAR), h.acct, x.txn_id, x.dst_id, 'sink'
+SELECT h.acct, h.b, 'out', x.txn_id, x.t, x.src_id, x.dst_id, x.amt, x.cash_out
 FROM pt_hits h JOIN dt_tx x ON x.src_id = h.acct AND x.t BETWEEN h.first_in AND h.last_out
+-- step: pt_evidence
+-- The payments in and out of each episode, with the counterparty and its role (long tables for collect()).
+SELECT 'pass_through' AS typology, CAST(acct AS VARCHAR) || ':' || CAST(b AS VARCHAR) AS akey, acct, txn_id,
+       CASE WHEN dir = 'in' THEN src_id ELSE dst_id END AS account_id,
+       CASE WHEN dir = 'in' THEN 'source' ELSE 'sink' END AS role
+FROM pt_pay
 -- step: pt_members
 SELECT typology, akey, account_id, role, CAST(NULL AS INTEGER) AS level FROM pt_evidence
 UNION ALL
