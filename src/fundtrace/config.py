@@ -14,6 +14,7 @@ A bad value is reported as ``• load.currency: expected text``, one line per fi
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -67,7 +68,10 @@ class Config:
 
     def section(self, name: str, cls: type[T], overrides: dict[str, Any] | None = None) -> T:
         """Build settings ``cls`` from section ``name`` and non-None ``overrides`` (CLI flags)."""
-        raw = dict(self.data.get(name, {}))
+        section = self.data.get(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError([(name, f"expected a table ([{name}] with its settings under it), got {section!r}")])
+        raw = dict(section)
         raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
         problems: list[tuple[str, str]] = []
         known = {f.name: f for f in dataclasses.fields(cls)}
@@ -114,15 +118,25 @@ def _coerce(value: Any, hint: Any) -> Any:
             return value.lower() in {"true", "1", "yes"}
         raise ValueError("expected true or false")
     if hint in (int, float):
+        kind = "a whole number" if hint is int else "a number"
         if isinstance(value, bool):
-            raise ValueError(f"expected a {'whole ' if hint is int else ''}number")
+            raise ValueError(f"expected {kind}")
+        if hint is int and isinstance(value, int):
+            return value
         try:
-            number = hint(value)
+            number = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"expected a {'whole ' if hint is int else ''}number, got {value!r}") from None
-        if hint is float and number != number:
-            raise ValueError("expected a number, got NaN")
-        return number
+            raise ValueError(f"expected {kind}, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ValueError(f"expected a finite number, got {value!r}")
+        if hint is float:
+            return number
+        if not number.is_integer():  # 2.5 is no whole number (int() would cut it to 2); 3.0 and "3" are 3
+            raise ValueError(f"expected a whole number, got {value!r}")
+        try:
+            return int(value)  # exact for whole-number text of any length
+        except ValueError:
+            return int(number)  # "3.0", "1e3"
     if hint is str:
         if not isinstance(value, str):
             raise ValueError(f"expected text, got {value!r}")

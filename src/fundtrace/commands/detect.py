@@ -29,8 +29,10 @@ def detect(
     since: Annotated[
         str | None,
         typer.Option(
-            help="Recompute only what payments at or after this time (ISO 8601, UTC) can change. By default: "
-            "the earliest payment of the batches loaded since the last run.",
+            help="Recompute what payments at or after this time (ISO 8601, UTC) can change. By default: "
+            "the earliest payment of the batches loaded since the last run; an explicit time later than that "
+            "is moved back to it, and when a full run is due (changed settings or typologies, a new accounts "
+            "batch) the run is full.",
             show_default=False,
         ),
     ] = None,

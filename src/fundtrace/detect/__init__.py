@@ -236,7 +236,14 @@ def _one(con, sql: str, params=None):
 
 
 def _plan(ws, key: str, typologies: list[str], since: datetime | None, full: bool) -> _Plan:
-    """Decide full or incremental, from when, and which batches are new."""
+    """Decide full or incremental, from when, and which batches are new.
+
+    An explicit ``since`` only widens what the plan without it recomputes: when that plan is a full run
+    (changed settings or typologies, a new accounts batch, a new payment earlier than every stored one, no
+    stored state) the run is full; otherwise it is incremental from the earlier of ``since`` and the first
+    payment of the batches loaded since the last run, so that every batch the run is recorded as covering
+    is covered. A ``since`` before the first payment is moved to it (the payments from then on are the same).
+    """
     con = ws.con
     max_batch = _one(con, "SELECT coalesce(max(batch_id), 0) FROM batches")
     if full:
@@ -245,6 +252,13 @@ def _plan(ws, key: str, typologies: list[str], since: datetime | None, full: boo
     if not state or state[0][0] != _STATE:  # stored episodes and hops missing or of another format
         return _Plan("full", None, max_batch, None, True)
     if since is not None:
+        plan = _plan(ws, key, typologies, None, False)
+        if plan.mode == "full":
+            return plan
+        first = _one(con, "SELECT min(ts) FROM transactions")
+        if first is None:  # no payments: nothing windowed to recompute (rings still are, as after links)
+            return _Plan("incremental", None, max_batch, None, True)
+        since = max(since, first) if plan.since is None else min(max(since, first), plan.since)
         return _Plan("incremental", since, max_batch, None, True)
     last = con.execute(
         "SELECT max_batch_id, typologies, settings FROM detect_runs ORDER BY run_id DESC LIMIT 1"

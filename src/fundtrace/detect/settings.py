@@ -7,10 +7,14 @@ within hours) and at AMLSim's daily steps (payments stamped at midnight, pattern
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 CYCLE_KINDS = ("temporal", "static")  # cycle_kinds: hops in time order; hops in any order
+# The widest window (hours; dormant_days: a 24th of it). Windows become microseconds in BIGINT arithmetic and
+# datetime offsets from the payments' times: an infinite or huge one fails deep in a query.
+MAX_WINDOW_HOURS = 87_600
 
 
 @dataclass(frozen=True)
@@ -95,11 +99,21 @@ class DetectSettings:
     active_min_amount: float = 50_000.0
 
     def validate(self) -> list[tuple[str, str]]:
+        """``(field, message)`` for every bad setting; a field that is no finite number gets only that message."""
+        infinite = [
+            (f.name, "must be a finite number")
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), float) and not math.isfinite(getattr(self, f.name))
+        ]
         problems = []
         for name in ("dwell_hours", "life_max_hours", "fan_window_hours", "layer_window_hours", "cycle_window_hours",
-                     "structuring_window_hours", "burst_hours", "dormant_days", "active_hours"):  # fmt: skip
-            if getattr(self, name) <= 0:
-                problems.append((name, "must be greater than 0"))
+                     "structuring_window_hours", "burst_hours", "active_hours"):  # fmt: skip
+            if not 0 < getattr(self, name) <= MAX_WINDOW_HOURS:
+                problems.append((name, f"must be greater than 0 and at most {MAX_WINDOW_HOURS:,} (10 years)"))
+        if not 0 < self.dormant_days <= MAX_WINDOW_HOURS // 24:
+            problems.append(
+                ("dormant_days", f"must be greater than 0 and at most {MAX_WINDOW_HOURS // 24:,} (10 years)")
+            )
         if self.life_max_txns < 1:
             problems.append(("life_max_txns", "must be at least 1"))
         if self.life_min < 0:
@@ -112,7 +126,7 @@ class DetectSettings:
                 problems.append((name, "must be between 1 and 12"))
         if self.fan_min < 2:
             problems.append(("fan_min", "must be at least 2"))
-        if self.fan_max < self.fan_min:
+        if self.fan_max < self.fan_min and math.isfinite(self.fan_min):
             problems.append(("fan_max", "must be at least fan_min"))
         if self.layer_min < 2:
             problems.append(("layer_min", "must be at least 2"))
@@ -124,4 +138,4 @@ class DetectSettings:
             problems.append(("cycle_kinds", f"must name one or both of {', '.join(CYCLE_KINDS)}"))
         if not 0 <= self.cycle_min_quiet_share <= 1:
             problems.append(("cycle_min_quiet_share", "must be between 0 and 1"))
-        return problems
+        return infinite + [p for p in problems if p[0] not in {name for name, _ in infinite}]
