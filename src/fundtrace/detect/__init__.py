@@ -304,7 +304,9 @@ def run(
         Typologies to run (see :data:`TYPOLOGIES`); all when None. Others' stored alerts are kept.
     since : datetime, optional
         Recompute only what payments at or after this time can change. By default that time is the
-        earliest payment of the transaction batches loaded since the last run (nothing when none).
+        earliest payment of the transaction batches loaded since the last run (nothing when none); a later
+        time is moved back to it, and when a full run is due (changed settings or typologies, a new
+        accounts batch, no stored state) the run is full.
     full : bool
         Recompute everything, whatever was stored before.
 
