@@ -125,3 +125,16 @@ def test_a_late_payment_in_cuts_the_episode_before_it_incrementally(tmp_path):
     assert full[1] == [(10000.0, 9700.0, 1), (8000.0, 7800.0, 1)]
     assert incr == full
     assert result["mode"] == "incremental"
+
+
+def test_default_keep_max_tells_a_commission_from_a_spenders_rest(tmp_path):
+    """With the default keep_max (0.15) a mule keeping a 3 % commission is an episode; someone spending 83 % of
+    a salary within two days in ten payments (keeping 17 %) is not; 0.2 took both."""
+    rows = [("m1", 0, "A", "M", 10000), ("m2", 60, "M", "X", 9700), ("s0", 0, "EMP", "S", 10000)]
+    rows += [(f"s{i}", 60 * i, "S", f"shop{i}", 830) for i in range(1, 11)]
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        fill(ws, rows)
+        for keep_max, spender in ((DetectSettings().keep_max, []), (0.2, [(10000.0, 8300.0, 10)])):
+            run(ws, DetectSettings(keep_max=keep_max), only=["pass_through"], full=True)
+            assert _episodes(ws, "M") == [(10000.0, 9700.0, 1)]
+            assert _episodes(ws, "S") == spender
