@@ -17,12 +17,22 @@
 -- is a CTE, not a step: its 3.4 M rows at 10 M payments would hold ~160 MB until the detector collects.
 -- pt_out carries the in-bucket's figures through its group-by (any_value: one in-bucket per group), so pt_in
 -- has one consumer and is neither materialised nor joined a second time (~20 % less CPU at 10 M).
+-- A bucket counts payments out only until the account's next bucket with money in starts (next_in, taken
+-- before the max_in/min_amount filter): a busy mule's back-to-back episodes less than a dwell window apart
+-- each keep their own payments out instead of both breaking over_max. Incremental runs stay exact: a next_in
+-- cuts bucket b only if it is before last_in + dwell < (b + 2) * dwell; one the batch adds or removes is a new
+-- payment (at or after since) or a same-holder transfer whose standing a new payment changes (at or after
+-- since - dwell, prep.sql dt_onward), so b > since / dwell - 3, i.e. b >= floor(since / dwell) - 2: the bucket
+-- of _pt_cutoff (detect/__init__.py). Its account is touched (it or its holder's sibling got a new payment),
+-- so all its payments from the cutoff on are in dt_tx (tests/test_detect_pt_quality.py).
 WITH pt_in AS (
-  SELECT dst_id AS acct, t // CAST($dwell_hours * 3600e6 AS BIGINT) AS b,
-         count(*) AS n_in, sum(amt) AS in_amt, min(t) AS first_in, max(t) AS last_in
-  FROM dt_tx
-  GROUP BY 1, 2
-  HAVING count(*) <= $max_in AND sum(amt) >= $min_amount  -- less in can never pass min_amount through
+  SELECT * FROM (
+    SELECT dst_id AS acct, t // CAST($dwell_hours * 3600e6 AS BIGINT) AS b,
+           count(*) AS n_in, sum(amt) AS in_amt, min(t) AS first_in, max(t) AS last_in,
+           lead(min(t)) OVER (PARTITION BY dst_id ORDER BY t // CAST($dwell_hours * 3600e6 AS BIGINT)) AS next_in
+    FROM dt_tx
+    GROUP BY 1, 2)
+  WHERE n_in <= $max_in AND in_amt >= $min_amount  -- less in can never pass min_amount through
 ),
 pt_out AS (  -- each payment out counts for the in-buckets of its own bucket and of the one before: the
             -- payments are doubled on the probe side, the 3.4 M in-buckets hashed once (~10 % less CPU
@@ -33,6 +43,7 @@ pt_out AS (  -- each payment out counts for the in-buckets of its own bucket and
         FROM dt_tx CROSS JOIN (VALUES (0), (1)) AS ks(k)) o
   JOIN pt_in i ON i.acct = o.src_id AND i.b = o.b
   WHERE o.t >= i.first_in AND o.t <= i.last_in + CAST($dwell_hours * 3600e6 AS BIGINT)
+    AND (i.next_in IS NULL OR o.t < i.next_in)
   GROUP BY 1, 2
 )
 SELECT acct, b, n_in, n_out, in_amt, out_amt,
