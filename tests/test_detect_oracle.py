@@ -141,7 +141,12 @@ def test_chain_walk_matches_networkx_and_brute_force(tmp_path, seed):
             if len(bi) > settings.max_in:
                 continue
             first, last = min(t for t, _ in bi), max(t for t, _ in bi)
-            bo = [(t, a) for t, a in outs if first <= t <= last + w and t // w in (b, b + 1)]
+            # payments out count until the account's next bucket with money in starts (pass_through.sql next_in)
+            later = [t for t, _ in ins if t // w > b]
+            nxt = min(later) if later else None
+            bo = [
+                (t, a) for t, a in outs if first <= t <= last + w and t // w in (b, b + 1) and (nxt is None or t < nxt)
+            ]
             tin, tout = sum(a for _, a in bi), sum(a for _, a in bo)
             if bo and (1 - settings.keep_max) * tin <= tout <= (1 + settings.over_max) * tin and min(tin, tout) >= 100:
                 episodes[(acct, b)] = (first, last, max(t for t, _ in bo))

@@ -10,7 +10,7 @@
 -- param: gather_min DOUBLE = 2  Fewest distinct payers of a gather-scatter hub (the scatter side needs layer_min payees).
 -- param: gs_balance BOOLEAN = true  A gather-scatter hub must pass on what it gathered: out within [1 - keep_max, 1 + over_max] of in.
 -- param: gs_gather_first BOOLEAN = false  Gather-scatter: count the payments in up to the hub's first payment out after a payment in, and the payments out from then on (an ordinary payment in after the scatter, or out before the gather, does not undo it); otherwise every payment in must come before every payment out.
--- param: keep_max DOUBLE = 0.2  The largest share of the money gathered that may stay behind.
+-- param: keep_max DOUBLE = 0.15  The largest share of the money gathered that may stay behind.
 -- param: over_max DOUBLE = 0.1  How much more may leave than was gathered.
 -- step: ly_band
 -- The amount bands of the two-hop paths, defined here once: sg_paths below and in layering_scope.sql read this

@@ -4,7 +4,7 @@
 -- inputs: dt_tx (detect_prep)
 -- outputs: pt_hits(acct, b, n_in, n_out, in_amt, out_amt, flow, kept, first_in, last_in, last_out, first_ts, last_ts, score); pt_pay(acct, b, dir, txn_id, t, src_id, dst_id, amt, cash_out): each episode's payments in and out; pt_evidence and pt_members (long tables for collect()); the last step is alert rows without lists.
 -- param: dwell_hours DOUBLE = 48  How long money may stay in an account and still count as passed through.
--- param: keep_max DOUBLE = 0.2  The largest share of the money in that may stay behind (a mule's commission).
+-- param: keep_max DOUBLE = 0.15  The largest share of the money in that may stay behind (a mule's commission).
 -- param: over_max DOUBLE = 0.1  How much more may leave than came in (the mule's own money on top).
 -- param: alpha DOUBLE = 1.0  FlowScope's penalty on the in/out imbalance.
 -- param: min_amount DOUBLE = 100  Smallest amount passed through that counts.

@@ -8,7 +8,7 @@
 -- param: skip_same_holder BOOLEAN = true  Drop transfers between two accounts with the same holder_id (a person moving their own money).
 -- param: same_holder_onward BOOLEAN = true  Keep such a transfer when the money only transits the holder: it came from other holders and the receiving account passed it on to other holders (cash-out, or not an innocent kind), all within dwell_hours (a card farm's accounts under one bought identity).
 -- param: dwell_hours DOUBLE = 48  How long money may stay in an account and still count as passed through.
--- param: keep_max DOUBLE = 0.2  The largest share of the money in that may stay behind (a mule's commission).
+-- param: keep_max DOUBLE = 0.15  The largest share of the money in that may stay behind (a mule's commission).
 -- param: innocent_kinds VARCHAR = business,merchant,utility,government,payroll,atm  Account kinds whose payments are income or spending, not money passed on (a cash-out channel still is).
 -- step: dt_holder
 -- Only holders with two or more accounts can make a same-holder transfer: a small build side.

@@ -601,7 +601,8 @@ _TOUCHED_VIEW = (
 
 def _pt_cutoff(settings: DetectSettings, since: datetime) -> datetime:
     """Pass-through episodes starting from here on can change with payments from ``since`` on (a payment
-    out feeds the episode of the bucket before; a holder's transfer counts by payments a dwell window away)."""
+    out feeds the episode of the bucket before; a holder's transfer counts by payments a dwell window away;
+    an episode's payments out end at the account's next money in, see pt_hits in queries/detect/pass_through.sql)."""
     return _floor(since - timedelta(hours=2 * settings.dwell_hours), settings.dwell_hours)
 
 
