@@ -1,8 +1,8 @@
 """Incremental layering and bipartite: only the alerts the touched accounts can change are recomputed, exactly.
 
-The families' scopes (``fundtrace.detect.scopes``) key scatter-gather alerts by source and sink,
-gather-scatter alerts by hub and bipartite alerts by their members, and narrow the payments to those the
-key accounts' alerts read. Each case loads a first batch, runs, loads a second batch and runs again; the
+Layering's scope (``fundtrace.detect.scopes``) keys scatter-gather alerts by source and sink and
+gather-scatter alerts by hub, and narrows the payments to those the key accounts' alerts read; bipartite
+recomputes every window of its span. Each case loads a first batch, runs, loads a second batch and runs again; the
 stored raw and published alerts, episodes and hops must equal a full run over both batches, the case's
 alerts must have changed as described, and a bystander scatter-gather alert after the cutoff, far from the
 new payments, must have been kept, not recomputed. Each case fails when the rule it is about is broken
