@@ -27,8 +27,10 @@ itself scanned the window's payments once.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fundtrace.detect.settings import DetectSettings
-from fundtrace.detect.sqlfamilies import run_query
+from fundtrace.detect.sqlfamilies import EPOCH, run_query
 
 __all__ = ["layering_scope"]
 
@@ -48,6 +50,7 @@ def layering_scope(engine, settings: DetectSettings, table: str) -> dict[str, tu
     (``ly_kn``: the key accounts' own that are not a hub's, and ``ly_px``: the paths' others).
     """
     stored = engine.table_exists("dx_ly_stored")  # the runner's: detect_ly_hub is current up to the new payments
+    engine.execute(f"CREATE OR REPLACE TEMP VIEW dx_ly_tt AS {_touched_payments(engine)}")
     run_query(engine, "detect_layering", settings, only=_HUBS[:1] if stored else _HUBS)
     run_query(engine, "detect_layering_scope", settings, skip=() if stored else _STORED)
     engine.materialise(table, "SELECT account_id FROM ly_keys")
@@ -55,4 +58,19 @@ def layering_scope(engine, settings: DetectSettings, table: str) -> dict[str, tu
     engine.execute(f"CREATE OR REPLACE TEMP VIEW dt_tx AS SELECT {cols} FROM ly_kn UNION ALL SELECT {cols} FROM ly_px")
     for name in ("ly_hc", "ly_keys"):
         engine.execute(f'DROP TABLE IF EXISTS "{name}"')
+    engine.execute("DROP VIEW IF EXISTS dx_ly_tt")
     return {"scatter_gather": ("source", "sink"), "gather_scatter": ("hub",)}
+
+
+def _touched_payments(engine) -> str:
+    """Where ``ly_tt`` finds the touched accounts' payments of the context: the runner's ``dt_touched`` (every payment
+    of ``dt_all`` with a touched end from the one-account families' context on) when it starts at or before this
+    context, so a fifth of the payments is read instead of every one (at 10 M payments, a 100 k batch: 0.72 M rows
+    against 2.4 M); otherwise ``dt_tx``. Its earliest payment at or before the context's start proves that it does:
+    it starts at or before its earliest payment."""
+    start = f"{round((getattr(engine, 'ctx_from', EPOCH) - EPOCH) / timedelta(microseconds=1))}"
+    if engine.table_exists("dt_touched"):
+        first = engine.to_arrow("SELECT min(t) AS t FROM dt_touched").column(0)[0].as_py()
+        if first is not None and first <= int(start):
+            return f"SELECT * FROM dt_touched WHERE t >= {start}"
+    return "SELECT * FROM dt_tx"
