@@ -10,8 +10,8 @@
 -- step: ly_tt
 -- The touched accounts' payments, bucketed (ks, kd: which ends are touched): what the steps up to ly_keys read.
 SELECT * FROM (
-  SELECT txn_id, t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
-         src_id IN (SELECT account_id FROM dx_touched) AS ks, dst_id IN (SELECT account_id FROM dx_touched) AS kd
+  SELECT t, src_id, dst_id, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b, src_id IN (SELECT account_id FROM dx_touched) AS ks,
+         dst_id IN (SELECT account_id FROM dx_touched) AS kd
   FROM dx_ly_tt
 ) WHERE ks OR kd
 -- step: dx_ly_fb
@@ -68,24 +68,15 @@ SELECT x.src_id FROM ly_tt x JOIN ly_hc h ON h.acct = x.dst_id AND h.b = x.b
 -- step: ly_kn
 -- The key accounts' payments with neither end a hub in the payment's bucket (k_src, k_dst: which ends are keys):
 -- the build sides of sg_paths, and with the paths' other payments (ly_px) the payments the rest of layering reads
--- (a gather-scatter hub's window reads every one of its payments that is not a hub's). The touched accounts' are
--- ly_tt's; only those of the other keys (the counterparties of ly_hc) are looked for among every payment.
+-- (a gather-scatter hub's window reads every one of its payments that is not a hub's).
 SELECT x.* FROM (
-  SELECT txn_id, t, src_id, dst_id, amt, b, ks OR src_id IN (SELECT account_id FROM ly_keys) AS k_src,
-         kd OR dst_id IN (SELECT account_id FROM ly_keys) AS k_dst
-  FROM ly_tt
-  UNION ALL
-  SELECT * FROM (
-    SELECT txn_id, t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
-           src_id IN (SELECT account_id FROM ly_keys WHERE account_id NOT IN (SELECT account_id FROM dx_touched)) AS k_src,
-           dst_id IN (SELECT account_id FROM ly_keys WHERE account_id NOT IN (SELECT account_id FROM dx_touched)) AS k_dst
-    FROM dt_tx
-  ) WHERE (k_src OR k_dst)
-    AND src_id NOT IN (SELECT account_id FROM dx_touched) AND dst_id NOT IN (SELECT account_id FROM dx_touched)
+  SELECT *, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b, src_id IN (SELECT account_id FROM ly_keys) AS k_src,
+         dst_id IN (SELECT account_id FROM ly_keys) AS k_dst
+  FROM dt_tx
 ) x
 LEFT JOIN ly_hub s ON s.acct = x.src_id AND s.b = x.b
 LEFT JOIN ly_hub d ON d.acct = x.dst_id AND d.b = x.b
-WHERE s.acct IS NULL AND d.acct IS NULL
+WHERE (x.k_src OR x.k_dst) AND s.acct IS NULL AND d.acct IS NULL
 -- step: sg_paths
 -- Layering's sg_paths restricted to the paths a key alert is made of: those from a key source or to a key sink
 -- (a scatter-gather alert is one (source, sink) pair's paths). The key accounts' payments (ly_kn) are the build
