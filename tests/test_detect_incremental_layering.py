@@ -1,8 +1,8 @@
 """Incremental layering and bipartite: only the alerts the touched accounts can change are recomputed, exactly.
 
-The families' scopes (``fundtrace.detect.scopes``) key scatter-gather alerts by source and sink,
-gather-scatter alerts by hub and bipartite alerts by their members, and narrow the payments to those the
-key accounts' alerts read. Each case loads a first batch, runs, loads a second batch and runs again; the
+Layering's scope (``fundtrace.detect.scopes``) keys scatter-gather alerts by source and sink and
+gather-scatter alerts by hub, and narrows the payments to those the key accounts' alerts read; bipartite
+recomputes every window of its span. Each case loads a first batch, runs, loads a second batch and runs again; the
 stored raw and published alerts, episodes and hops must equal a full run over both batches, the case's
 alerts must have changed as described, and a bystander scatter-gather alert after the cutoff, far from the
 new payments, must have been kept, not recomputed. Each case fails when the rule it is about is broken
@@ -265,7 +265,8 @@ def test_scoped_paths_are_the_key_accounts_paths_of_a_full_run(tmp_path, seed, o
     assert set(touched) <= keys < set(accounts)
     ref = "SELECT * FROM ref_paths WHERE src IN (SELECT account_id FROM keys) OR sink IN (SELECT account_id FROM keys)"
     assert ws.con.execute(f"SELECT count(*) FROM ({ref})").fetchall()[0][0] > 0
-    for a, b in ((ref, "SELECT * FROM sg_paths"), ("SELECT * FROM sg_paths", ref)):
+    cols = "SELECT src, mid, sink, b, t1, t2, a1, a2 FROM sg_paths"  # layering's columns (the scope adds x1, x2)
+    for a, b in ((ref, cols), (cols, ref)):
         assert ws.con.execute(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchall() == [(0,)]
     scoped = detect_layering(engine, settings)
     assert not ws.con.execute("SELECT * FROM duckdb_tables() WHERE table_name = 'sg_paths'").fetchall()

@@ -1,8 +1,8 @@
 -- name: detect_layering_scope
 -- kind: detect
 -- description: What an incremental run of layering recomputes (fundtrace.detect.scopes.layering_scope): the key accounts whose scatter-gather (as source or sink) and gather-scatter (as hub) alerts new payments can change, the two-hop paths of exactly those scatter-gather alerts, and the payments the rest of layering reads for them.
--- inputs: dt_tx (every payment of the family's context), ly_band (layering's amount bands), ly_hub (layering's hub buckets, counted over all of them) or dx_ly_stored (the stored ones, see dx_ly_hn), dx_touched (the accounts new payments touched)
--- outputs: ly_tt: the touched accounts' payments; dx_ly_fb(fb), dx_ly_hn(acct, b, n), ly_hub(acct, b, n): the first bucket wholly in the context, the touched accounts' hub buckets counted again from it, and every account's (only with stored hub buckets); ly_hc(acct, b): hub buckets the new payments can have made; ly_keys(account_id): the key accounts; ly_kn: the key accounts' payments that are not a hub's (dt_tx's columns, b, k_src, k_dst); sg_paths: every two-hop path from a key source or to a key sink (layering's sg_paths columns; detect_layering then leaves out its own sg_paths step); ly_px: the paths' other payments (dt_tx's columns). The rest of layering reads ly_kn and ly_px.
+-- inputs: dt_tx (every payment of the family's context), dx_ly_tt (the payments with a touched end among them, or more: a view of dt_tx or of the runner's dt_touched, see layering_scope), ly_band (layering's amount bands), ly_hub (layering's hub buckets, counted over all of them) or dx_ly_stored (the stored ones, see dx_ly_hn), dx_touched (the accounts new payments touched)
+-- outputs: ly_tt: the touched accounts' payments; dx_ly_fb(fb), dx_ly_hn(acct, b, n), ly_hub(acct, b, n): the first bucket wholly in the context, the touched accounts' hub buckets counted again from it, and every account's (only with stored hub buckets); ly_hc(acct, b): hub buckets the new payments can have made; ly_keys(account_id): the key accounts; ly_kn: the key accounts' payments that are not a hub's (dt_tx's columns, b, k_src, k_dst); sg_paths: every two-hop path from a key source or to a key sink (layering's sg_paths columns and the txn_id of its two payments, x1 and x2; detect_layering then leaves out its own sg_paths step); ly_px: the paths' other payments (dt_tx's columns). The rest of layering reads ly_kn and ly_px.
 -- param: layer_window_hours DOUBLE = 72  Width of a layering bucket.
 -- param: layer_max DOUBLE = 60  An account with more payments than this in a bucket is a hub there.
 -- param: layer_tolerance DOUBLE = 0.2  Largest relative difference between what an intermediate receives and passes on.
@@ -12,7 +12,7 @@
 SELECT * FROM (
   SELECT t, src_id, dst_id, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b, src_id IN (SELECT account_id FROM dx_touched) AS ks,
          dst_id IN (SELECT account_id FROM dx_touched) AS kd
-  FROM dt_tx
+  FROM dx_ly_tt
 ) WHERE ks OR kd
 -- step: dx_ly_fb
 -- Only with stored hub buckets (dx_ly_stored: detect_ly_hub current up to the new payments; layering_scope runs
@@ -89,11 +89,12 @@ WHERE (x.k_src OR x.k_dst) AND s.acct IS NULL AND d.acct IS NULL
 -- does (kb, kq in 0..1, qlo + kq <= qhi).
 -- Hub buckets of every end are tested against ly_hub, counted over every payment of the context.
 SELECT p.* FROM (
-  SELECT a.src_id AS src, a.dst_id AS mid, c.dst_id AS sink, a.b, a.t AS t1, c.t AS t2, a.amt AS a1, c.amt AS a2
+  SELECT a.src_id AS src, a.dst_id AS mid, c.dst_id AS sink, a.b, a.t AS t1, c.t AS t2, a.amt AS a1, c.amt AS a2,
+         a.txn_id AS x1, c.txn_id AS x2
   FROM (
-    SELECT x.t, x.src_id, x.dst_id, x.amt, x.b, (x.b + kb) * 128 + x.qlo + kq + 64 AS bq
+    SELECT x.txn_id, x.t, x.src_id, x.dst_id, x.amt, x.b, (x.b + kb) * 128 + x.qlo + kq + 64 AS bq
     FROM (
-      SELECT t, src_id, dst_id, amt, b,
+      SELECT txn_id, t, src_id, dst_id, amt, b,
              CAST(floor(ln(amt) * d.iw + d.lo) AS BIGINT) AS qlo,
              CAST(floor(ln(amt) * d.iw + d.hi) AS BIGINT) AS qhi
       FROM ly_kn CROSS JOIN ly_band d WHERE k_src
@@ -102,7 +103,7 @@ SELECT p.* FROM (
     WHERE x.qlo + kq <= x.qhi
   ) a
   JOIN (
-    SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
+    SELECT txn_id, t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
            t // CAST($layer_window_hours * 3600e6 AS BIGINT) * 128 + CAST(floor(ln(amt) * d.iw) AS BIGINT) + 64 AS bq
     FROM dt_tx CROSS JOIN ly_band d
   ) c ON c.src_id = a.dst_id AND c.bq = a.bq
@@ -113,19 +114,20 @@ SELECT p.* FROM (
     AND s.acct IS NULL AND d.acct IS NULL
 ) p
 UNION ALL
-SELECT p.src, p.mid, p.sink, p.b, p.t1, p.t2, p.a1, p.a2 FROM (
-  SELECT a.src_id AS src, a.dst_id AS mid, c.dst_id AS sink, a.b, a.t AS t1, c.t AS t2, a.amt AS a1, c.amt AS a2, c.q
+SELECT p.src, p.mid, p.sink, p.b, p.t1, p.t2, p.a1, p.a2, p.x1, p.x2 FROM (
+  SELECT a.src_id AS src, a.dst_id AS mid, c.dst_id AS sink, a.b, a.t AS t1, c.t AS t2, a.amt AS a1, c.amt AS a2,
+         a.txn_id AS x1, c.txn_id AS x2, c.q
   FROM (
-    SELECT x.t, x.src_id, x.dst_id, x.amt, x.q, (x.b - kb) * 128 + x.q - kq + 64 AS bq
+    SELECT x.txn_id, x.t, x.src_id, x.dst_id, x.amt, x.q, (x.b - kb) * 128 + x.q - kq + 64 AS bq
     FROM (
-      SELECT t, src_id, dst_id, amt, b,
+      SELECT txn_id, t, src_id, dst_id, amt, b,
              CAST(floor(ln(amt) * d.iw) AS BIGINT) AS q
       FROM ly_kn CROSS JOIN ly_band d WHERE k_dst
     ) x
     CROSS JOIN (VALUES (0, 0), (1, 0), (0, 1), (1, 1)) AS ks(kb, kq)
   ) c
   JOIN (
-    SELECT t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
+    SELECT txn_id, t, src_id, dst_id, amt, t // CAST($layer_window_hours * 3600e6 AS BIGINT) AS b,
            t // CAST($layer_window_hours * 3600e6 AS BIGINT) * 128 + CAST(floor(ln(amt) * d.iw + d.lo) AS BIGINT) + 64 AS bq
     FROM dt_tx CROSS JOIN ly_band d
   ) a ON c.src_id = a.dst_id AND c.bq = a.bq
@@ -138,10 +140,12 @@ SELECT p.src, p.mid, p.sink, p.b, p.t1, p.t2, p.a1, p.a2 FROM (
 ) p CROSS JOIN ly_band d
 WHERE p.q <= CAST(floor(ln(p.a1) * d.iw + d.hi) AS BIGINT)
 -- step: ly_px
--- The other payments of the paths (sg_ev looks a hit's payments up by payer, payee, time and amount; payments
--- alike in those match alike), those with neither end a key (the others are in ly_kn). The rest of layering reads
--- ly_kn and ly_px (layering_scope makes dt_tx a view of the two).
-SELECT x.* FROM dt_tx x
-SEMI JOIN (SELECT src AS s, mid AS d, t1 AS t, a1 AS a FROM sg_paths UNION SELECT mid, sink, t2, a2 FROM sg_paths) p
-  ON x.src_id = p.s AND x.dst_id = p.d AND x.t = p.t AND x.amt = p.a
-WHERE x.src_id NOT IN (SELECT account_id FROM ly_keys) AND x.dst_id NOT IN (SELECT account_id FROM ly_keys)
+-- The other payments of the paths (sg_ev looks a hit's payments up by payer, payee, time and amount: a payment alike
+-- in those to a path's makes a path alike, so it is here too), those with neither end a key (the others are in
+-- ly_kn), from the paths' own txn_id (x1, x2): no second look at the context. The rest of layering reads ly_kn and
+-- ly_px (layering_scope makes dt_tx a view of the two).
+SELECT DISTINCT txn_id, t, src_id, dst_id, amt FROM (
+  SELECT x1 AS txn_id, t1 AS t, src AS src_id, mid AS dst_id, a1 AS amt FROM sg_paths
+  UNION ALL
+  SELECT x2, t2, mid, sink, a2 FROM sg_paths
+) WHERE src_id NOT IN (SELECT account_id FROM ly_keys) AND dst_id NOT IN (SELECT account_id FROM ly_keys)

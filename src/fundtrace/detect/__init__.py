@@ -165,7 +165,7 @@ FAMILIES = (
     Family("layering", ("scatter_gather", "gather_scatter"), detect_layering, lambda s: s.layer_window_hours,
            lambda s: 2 * s.layer_window_hours, scope=scopes.layering_scope),
     Family("bipartite", ("bipartite",), _bipartite, lambda s: s.layer_window_hours,
-           lambda s: s.layer_window_hours, ep_span=lambda s: s.layer_window_hours, scope=scopes.bipartite_scope),
+           lambda s: s.layer_window_hours, ep_span=lambda s: s.layer_window_hours),
     Family("cycle", ("cycle",), detect_cycles, lambda s: s.cycle_window_hours,
            lambda s: s.cycle_window_hours, ep_span=lambda s: 2 * s.cycle_window_hours, scope=cycles_scope),
     Family("structuring", ("structuring",), detect_structuring, lambda s: s.structuring_window_hours,

@@ -46,7 +46,6 @@ def detect_bipartite(engine, settings: DetectSettings) -> Detection:
     steps = query.steps
     if engine.table_exists("ly_hub"):  # layering ran in this session: its hub buckets of every account
         engine.materialise("bp_hub", "SELECT acct, b FROM ly_hub")
-    if engine.table_exists("bp_hub"):  # layering's, or the scope's (over every payment, before narrowing dt_tx)
         steps = [s for s in steps if s[0] not in ("bp_busy", "bp_hub")]
     engine.run_steps(steps, query.bind(params_for(query, settings)))
     rows = engine.to_arrow("SELECT * FROM bp_edges ORDER BY wb, src, dst").to_pylist()
