@@ -138,3 +138,25 @@ def test_default_keep_max_tells_a_commission_from_a_spenders_rest(tmp_path):
             run(ws, DetectSettings(keep_max=keep_max), only=["pass_through"], full=True)
             assert _episodes(ws, "M") == [(10000.0, 9700.0, 1)]
             assert _episodes(ws, "S") == spender
+
+
+@pytest.mark.parametrize(
+    ("payer_kind", "channel", "episode"),
+    [
+        ("business", "transfer", False),  # an employer's salary, spent within two days: income, not passed on
+        ("government", "transfer", False),
+        ("personal", "transfer", True),  # a person's money forwarded at once: what a mule does
+        ("atm", "atm", True),  # cash deposited into the account and sent on (victims are told to deposit cash)
+        (None, "transfer", True),  # a payer not in the registry
+    ],
+)
+def test_money_in_mostly_from_income_kinds_is_not_passed_through(tmp_path, payer_kind, channel, episode):
+    """income_max: an episode whose money in came mostly from accounts of the income kinds is income being spent."""
+    rows = [("1", 0, "P", "M", 8000, channel), ("2", 30, "V", "M", 2000), ("3", 60, "M", "X", 9700)]
+    accounts = [{"account": "P", "kind": payer_kind}] if payer_kind else []
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        fill(ws, rows, accounts=accounts)
+        run(ws, DetectSettings(), only=["pass_through"], full=True)
+        assert _episodes(ws) == ([(10000.0, 9700.0, 1)] if episode else [])
+        run(ws, DetectSettings(income_max=0.9), only=["pass_through"], full=True)  # 80 % income: under 0.9
+        assert _episodes(ws) == [(10000.0, 9700.0, 1)]

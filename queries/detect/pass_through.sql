@@ -1,14 +1,19 @@
 -- name: detect_pass_through
 -- kind: detect
 -- description: Pass-through episodes: money into an account in one dwell-window bucket, out again within the dwell window, out close to in and little left (FlowScope flow balance min(in,out) - alpha*|in-out|).
--- inputs: dt_tx (detect_prep)
+-- inputs: dt_tx (detect_prep), accounts (kind)
 -- outputs: pt_hits(acct, b, n_in, n_out, in_amt, out_amt, flow, kept, first_in, last_in, last_out, first_ts, last_ts, score); pt_pay(acct, b, dir, txn_id, t, src_id, dst_id, amt, cash_out): each episode's payments in and out; pt_evidence and pt_members (long tables for collect()); the last step is alert rows without lists.
 -- param: dwell_hours DOUBLE = 48  How long money may stay in an account and still count as passed through.
 -- param: keep_max DOUBLE = 0.15  The largest share of the money in that may stay behind (a mule's commission).
 -- param: over_max DOUBLE = 0.1  How much more may leave than came in (the mule's own money on top).
+-- param: income_max DOUBLE = 0.5  Largest share of a bucket's money in that may come from accounts of the income kinds (employers, governments, merchants' refunds); above it the money is income being spent, not passed on.
+-- param: income_kinds VARCHAR = business,merchant,utility,government,payroll  Account kinds whose payments to an account are its income.
 -- param: alpha DOUBLE = 1.0  FlowScope's penalty on the in/out imbalance.
 -- param: min_amount DOUBLE = 100  Smallest amount passed through that counts.
 -- param: max_in DOUBLE = 30  An account receiving more payments than this in one bucket is a business hub, not a mule.
+-- step: pt_income
+-- Accounts whose payments are income to their payees (an employer's salary): a small build side.
+SELECT account_id FROM accounts WHERE lower(kind) IN (SELECT unnest(string_split($income_kinds, ',')))
 -- step: pt_hits
 -- Incoming money per (account, bucket of dwell width) (pt_in), then the money out of each in-bucket's
 -- account between its first payment in and a dwell window after its last, from the same and the next
@@ -29,10 +34,12 @@ WITH pt_in AS (
   SELECT * FROM (
     SELECT dst_id AS acct, t // CAST($dwell_hours * 3600e6 AS BIGINT) AS b,
            count(*) AS n_in, sum(amt) AS in_amt, min(t) AS first_in, max(t) AS last_in,
+           sum(CASE WHEN src_id IN (SELECT account_id FROM pt_income) THEN amt ELSE 0 END) AS inc_amt,
            lead(min(t)) OVER (PARTITION BY dst_id ORDER BY t // CAST($dwell_hours * 3600e6 AS BIGINT)) AS next_in
     FROM dt_tx
     GROUP BY 1, 2)
   WHERE n_in <= $max_in AND in_amt >= $min_amount  -- less in can never pass min_amount through
+    AND inc_amt <= $income_max * in_amt  -- mostly a salary or other income: spending, not passing on
 ),
 pt_out AS (  -- each payment out counts for the in-buckets of its own bucket and of the one before: the
             -- payments are doubled on the probe side, the 3.4 M in-buckets hashed once (~10 % less CPU

@@ -27,6 +27,9 @@ class DetectSettings:
     skip_same_holder: bool = True  # transfers between two accounts of one holder are not evidence, unless:
     same_holder_onward: bool = True  # ... the money only transits the holder: in from others, out to others (dwell)
     innocent_kinds: tuple[str, ...] = ("business", "merchant", "utility", "government", "payroll", "atm")
+    # payers whose money is income (see income_max): the innocent kinds but the cash channel, since victims are
+    # also told to deposit cash into a mule account
+    income_kinds: tuple[str, ...] = ("business", "merchant", "utility", "government", "payroll")
     # corroboration: an alert of these typologies needs an account whose money mostly passes through
     share_min: float = 0.4
     share_alone: float = 0.9  # a pass-through alert needs no link above this share
@@ -57,6 +60,12 @@ class DetectSettings:
     # 5x the simulator's largest commission. 0.1 gained 3-8 points more but cuts into the mules' own tail.
     keep_max: float = 0.15
     over_max: float = 0.1
+    # An episode whose money in came mostly (more than this share) from accounts of the income kinds (an
+    # employer, a government, a merchant's refund) is income being spent, not victims' money passed on: the
+    # heavy spender who gets a salary and pays rent, family and shops within two days. On six simulated worlds
+    # (bench/sim_quality.py) it lifts overall precision by 4-10 points (e.g. 0.752 -> 0.848) and changes no
+    # recall; 0.2 and 0.5 gave the same. 0.5, a majority, leaves an episode fed partly by a business victim.
+    income_max: float = 0.5
     alpha: float = 1.0
     min_amount: float = 100.0
     max_in: float = 30.0
@@ -127,6 +136,8 @@ class DetectSettings:
         for name in ("keep_max", "margin", "min_hop_share", "share_min", "share_alone", "sink_share"):
             if not 0 <= getattr(self, name) < 1:
                 problems.append((name, "must be at least 0 and below 1"))
+        if not 0 <= self.income_max <= 1:
+            problems.append(("income_max", "must be between 0 and 1"))
         for name in ("max_hops", "cycle_max_len"):
             if not 1 <= getattr(self, name) <= 12:
                 problems.append((name, "must be between 1 and 12"))
