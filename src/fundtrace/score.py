@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from fundtrace import queries
+from fundtrace.detect.fit import common_kinds, common_note
 from fundtrace.engine.duckdb import DuckDBEngine
 from fundtrace.errors import InputError, UsageError
 from fundtrace.schema import TRACE_RULES
@@ -64,6 +65,7 @@ class ScoreSettings:
     flow_tolerance: float = 0.1
     innocent_kinds: tuple[str, ...] = ("business", "merchant", "utility", "government", "payroll", "atm")
     innocent_factor: float = 0.25  # an innocent kind stays below review_at on its own
+    kind_share_max: float = 0.5  # a kind held by more of the accounts marks none innocent (as detect's)
     # per-typology weights (times the alert's score); card_farm_ring is w_ring
     w_pass_through: float = 0.2
     w_chain: float = 0.35
@@ -122,6 +124,8 @@ class ScoreSettings:
             value = getattr(self, f.name)
             if f.name.startswith("w_") and not 0 <= value <= 1:
                 problems.append((f.name, "must be between 0 and 1"))
+        if not 0 < self.kind_share_max <= 1:
+            problems.append(("kind_share_max", "must be greater than 0 and at most 1"))
         for name in ("min_held_share", "innocent_factor", "flow_tolerance", "pass_share"):
             if not 0 <= getattr(self, name) <= 1:
                 problems.append((name, "must be between 0 and 1"))
@@ -205,6 +209,10 @@ def run(ws, settings: ScoreSettings | None = None, *, as_of: datetime | str | No
     as_of = _parse_time(as_of, "as_of") or data_time(ws)
     if as_of is None:
         raise InputError("no transactions to score", hint="load transactions first with `fundtrace load`")
+    common = common_kinds(con, settings.innocent_kinds, settings.kind_share_max)  # as detect: see detect/fit.py
+    settings = dataclasses.replace(
+        settings, innocent_kinds=tuple(k for k in settings.innocent_kinds if k.lower() not in common)
+    )
     engine = DuckDBEngine(con)
     scored_at = datetime.now(UTC).replace(tzinfo=None)
     q = queries.get("account_scores")
@@ -270,6 +278,7 @@ def run(ws, settings: ScoreSettings | None = None, *, as_of: datetime | str | No
         "stop_payments": stop_pay,
         "amount_to_freeze": float(amount),
         "rule": settings.rule,
+        "notes": [common_note(common, settings.kind_share_max)] if common else [],
         "seconds": round(time.perf_counter() - started, 3),
     }
 

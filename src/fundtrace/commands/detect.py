@@ -10,9 +10,11 @@ import typer
 
 from fundtrace.cli import Format, app, emit, progress_steps, say, state
 from fundtrace.detect import TYPOLOGIES, DetectSettings, run
+from fundtrace.detect.settings import SCALES
 from fundtrace.errors import UsageError
 
 Typology = StrEnum("Typology", {t: t for t in TYPOLOGIES})
+Scale = StrEnum("Scale", {s: s for s in SCALES})
 
 
 def _parse_ts(text: str | None) -> datetime | None:
@@ -74,6 +76,15 @@ def detect(
         float | None,
         typer.Option(help="Reporting threshold that structuring stays under (default 50000).", show_default=False),
     ] = None,
+    scale: Annotated[
+        Scale | None,
+        typer.Option(
+            help="The payments' time scale. auto (default): days for AMLSim's output or payments stamped by day "
+            "over 180 days or more, else hours. days: settings left at their defaults take the day-scale values "
+            "(tuned on AMLSim; the defaults quoted here are the hour ones).",
+            show_default=False,
+        ),
+    ] = None,
     output: Annotated[Format, typer.Option("--format", help="Print the summary as a table or as JSON.")] = Format.table,
 ) -> None:
     """Detect mule chains, layering typologies, cycles, structuring and card-farm rings.
@@ -84,7 +95,7 @@ def detect(
     overrides = {
         "dwell_hours": dwell_hours, "fan_window_hours": fan_window_hours, "fan_min": fan_min,
         "cycle_window_hours": cycle_window_hours, "cycle_max_len": cycle_max_len, "max_hops": max_hops,
-        "threshold": threshold,
+        "threshold": threshold, "scale": scale.value if scale else None,
     }  # fmt: skip
     settings = state.config.section("detect", DetectSettings, overrides)
     ring_settings = None
@@ -109,6 +120,8 @@ def detect(
     if output is Format.json:
         emit([result], "json")
         return
+    for note in result["notes"]:
+        say(note)
     say(f"{result['mode']} run in {result['seconds']:.1f}s" + (f", from {result['since']}" if result["since"] else ""))
     emit(
         [{"typology": t, "recomputed": result["recomputed"].get(t, 0), "stored": result["alerts"].get(t, 0)}

@@ -62,6 +62,8 @@ def score(
             .pl()
             .to_dicts()
         )
+    for note in summary["notes"]:
+        say(note)
     say(
         f"scored {summary['accounts_scored']:,} accounts as of {summary['as_of']}: freeze {summary['band_freeze']:,}, "
         f"hold {summary['band_hold']:,}, review {summary['band_review']:,}; freeze list {summary['freeze_list']:,} "

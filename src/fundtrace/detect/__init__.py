@@ -58,6 +58,7 @@ from fundtrace import queries
 from fundtrace.detect import scopes
 from fundtrace.detect.base import Detection, alert_id_sql, collect, concat, fill_names, params_for
 from fundtrace.detect.cycle_scope import cycles_scope
+from fundtrace.detect.fit import fit
 from fundtrace.detect.settings import DetectSettings
 from fundtrace.detect.sqlfamilies import (
     _ensure_episode_payments,
@@ -313,8 +314,9 @@ def run(
     Returns
     -------
     dict
-        ``mode`` (full | incremental | up_to_date), ``since``, ``alerts`` per typology (stored, after
-        the run), ``recomputed`` per typology, ``seconds``.
+        ``mode`` (full | incremental | up_to_date), ``since``, ``scale`` (hours | days: which defaults
+        applied, see :mod:`fundtrace.detect.fit`), ``notes`` (how the settings were fitted to the data),
+        ``alerts`` per typology (stored, after the run), ``recomputed`` per typology, ``seconds``.
     """
     started = time.perf_counter()
     settings = settings or DetectSettings()
@@ -327,6 +329,7 @@ def run(
     unknown = [t for t in wanted if t not in TYPOLOGIES]
     if unknown:
         raise UsageError(f"unknown typology {', '.join(unknown)} (known: {', '.join(TYPOLOGIES)})")
+    settings, notes = fit(ws.con, settings)  # before the key: a change of scale or kinds forces a full run
     key = _settings_key(settings, ring_settings)
     plan = _plan(ws, key, wanted, since, full)
     step = progress or (lambda s: None)
@@ -363,6 +366,8 @@ def run(
     return {
         "mode": plan.mode,
         "since": plan.since.isoformat(sep=" ") if plan.since else None,
+        "scale": settings.scale,
+        "notes": notes,
         "alerts": counts,
         "recomputed": recomputed,
         "seconds": round(time.perf_counter() - started, 3),

@@ -1,20 +1,62 @@
 """Every window and threshold of the detectors, in one frozen dataclass (config section ``detect``).
 
 Field names equal the ``-- param:`` names of the SQL files under ``queries/detect/``, so a setting
-reaches its query without a mapping table. The defaults work at telecom-fraud speed (money moves on
-within hours) and at AMLSim's daily steps (payments stamped at midnight, patterns over days).
+reaches its query without a mapping table. The defaults are for telecom-fraud speed (money moves on
+within hours). On AMLSim's output, or payments stamped by day over half a year or more, where patterns
+unfold over days to months, every setting left at its default takes its value from :data:`DAY_SCALE` instead
+(``scale``, :meth:`DetectSettings.for_days`; ``fit.py`` tells which scale the payments have).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 CYCLE_KINDS = ("temporal", "static")  # cycle_kinds: hops in time order; hops in any order
 # The widest window (hours; dormant_days: a 24th of it). Windows become microseconds in BIGINT arithmetic and
 # datetime offsets from the payments' times: an infinite or huge one fails deep in a query.
 MAX_WINDOW_HOURS = 87_600
+SCALES = ("auto", "hours", "days")  # scale: from the payments' times; hour defaults; DAY_SCALE
+
+# The defaults for payments stamped by day, tuned on AMLSim's development set (bench/amlsim_quality.py).
+# AMLSim's patterns spread over days to months and its launderers need not pass their money on (hubs keep what
+# they gather, cycles draw each hop's amount independently): corroboration by pass-through share would hide them.
+DAY_SCALE: dict[str, object] = {
+    "fan_window_hours": 4800.0,  # fan-in/fan-out alerts spread over 80-600 days: 400-day windows (two buckets)
+    "fan_min": 4.0,
+    "fan_max": 300.0,  # fan-in hubs of the normal population get up to ~2,000 payments
+    "fan_max_cv": 1.0,  # fan amounts drawn uniformly (100-1,000)
+    "fan_min_one_shot": 0.3,  # a hub's ordinary payers pay it again and again over 400 days
+    "fan_pass_through": False,  # fan hubs need not forward what they collect
+    "cycle_window_hours": 480.0,  # cycles finish within ~19 days
+    "cycle_tolerance": -1.0,  # each hop's amount drawn independently
+    "cycle_kinds": ("static",),  # hops not in time order; normal traffic has many temporal cycles
+    "cycle_max_len": 10,  # cycles of 5-10 accounts
+    "cycle_max_degree": 250.0,  # a cycle may run through a busy account (~200 payments in 40 days)
+    "cycle_min_quiet_share": 0.5,  # half the accounts do nothing else in the window (normal cycles: none)
+    "cycle_pass_through_only": False,  # cycle members need not pass on what they receive
+    "gs_balance": False,  # gather-scatter hubs do not pass on what they gathered
+    "gs_gather_first": True,  # a normal gather-scatter hub also gets ordinary payments around it
+    "corroborate": ("pass_through",),
+    "hub_corroborates": (),
+    "layer_min": 2.0,
+    "layer_window_hours": 480.0,  # two buckets hold a whole ~19-day scatter-gather / gather-scatter
+    "gather_min": 2.0,  # 8 of the 30 gather-scatter alerts gather from only two accounts
+    # Account life instead: launderers are drawn from all accounts and many transact only inside their alert,
+    # while normal senders pay steadily (each pays out >= 60 times in 720 days). An alert needs two members that
+    # pay out and make <= 10 payments in all (or such a hub); a gather-scatter also a fresh payee.
+    "life_corroborates": ("fan_in", "scatter_gather", "gather_scatter"),
+    "life_sinks": ("gather_scatter",),
+    "life_min": 2,
+    "life_max_txns": 10,
+    "life_max_hours": 17520.0,  # the whole 720 days: the count is what tells
+    # A 400-day fan also collects ordinary customers' one-off payments: publish only its short-lived payers (and
+    # the hub). A fan around the source, sink or hub of a kept scatter-gather or gather-scatter in its span, with
+    # half its counterparties in it, is that layering, not a fan.
+    "life_members": ("fan_in",),
+    "fans_yield": ("fan_in", "fan_out"),
+}
 
 
 @dataclass(frozen=True)
@@ -24,6 +66,12 @@ class DetectSettings:
     # DuckDB memory limit while detecting (spills to disk beyond it). 10 M payments: 1.2 GB spills less than 1 GB
     # (detect 15-20 % less CPU, measured in pairs) at a process peak of ~1.38 GiB, under the 1.5 GiB budget.
     memory_limit: str = "1200MB"
+    # auto: DAY_SCALE on AMLSim's output or payments stamped by day over 180 days or more (fit.py), else these
+    scale: str = "auto"
+    # A kind held by more than this share of the registry's accounts marks none of them innocent: in a registry of
+    # companies (AMLworld's entities are all corporations, partnerships and sole proprietorships) the launderers
+    # are businesses too. A simulated world with every person made a business lost recall 1.000 -> 0.014 without it.
+    kind_share_max: float = 0.5
     skip_same_holder: bool = True  # transfers between two accounts of one holder are not evidence, unless:
     same_holder_onward: bool = True  # ... the money only transits the holder: in from others, out to others (dwell)
     innocent_kinds: tuple[str, ...] = ("business", "merchant", "utility", "government", "payroll", "atm")
@@ -138,6 +186,10 @@ class DetectSettings:
                 problems.append((name, "must be at least 0 and below 1"))
         if not 0 <= self.income_max <= 1:
             problems.append(("income_max", "must be between 0 and 1"))
+        if not 0 < self.kind_share_max <= 1:
+            problems.append(("kind_share_max", "must be greater than 0 and at most 1"))
+        if self.scale not in SCALES:
+            problems.append(("scale", f"must be one of {', '.join(SCALES)}"))
         for name in ("max_hops", "cycle_max_len"):
             if not 1 <= getattr(self, name) <= 12:
                 problems.append((name, "must be between 1 and 12"))
@@ -156,3 +208,12 @@ class DetectSettings:
         if not 0 <= self.cycle_min_quiet_share <= 1:
             problems.append(("cycle_min_quiet_share", "must be between 0 and 1"))
         return infinite + [p for p in problems if p[0] not in {name for name, _ in infinite}]
+
+    def for_days(self) -> DetectSettings:
+        """These settings for payments stamped by day: each one left at its default takes its DAY_SCALE value.
+
+        A value the user set stays, unless it equals the hour-scale default (``scale = "hours"`` keeps them all).
+        """
+        default = DetectSettings()
+        changes = {k: v for k, v in DAY_SCALE.items() if getattr(self, k) == getattr(default, k)}
+        return replace(self, scale="days", **changes)

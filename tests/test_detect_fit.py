@@ -1,0 +1,125 @@
+"""How detect fits its settings to the data: payments stamped by day take the day-scale defaults, and a kind
+most accounts have marks none of them innocent (fundtrace.detect.fit)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from fundtrace.detect import DetectSettings, run
+from fundtrace.detect.fit import common_kinds, day_scale_reason, fit
+from fundtrace.detect.settings import DAY_SCALE
+from fundtrace.workspace import Workspace
+from test_detect_helpers import fill
+
+AMLSIM = Path(__file__).resolve().parents[1] / "fixtures" / "amlsim"
+
+
+def _at(*times: str) -> list[tuple]:
+    return [(str(i), datetime.fromisoformat(t), "A", "B", 100) for i, t in enumerate(times)]
+
+
+@pytest.mark.parametrize(
+    ("times", "reason"),
+    [
+        (("2024-01-01 00:00", "2024-03-02 00:00", "2024-07-01 00:00"), "stamped by day over 182 days"),  # AMLSim-like
+        (("2024-01-01 16:00", "2024-09-02 16:00"), "stamped by day over 245 days"),  # end-of-day postings, one time
+        (("2024-03-01 00:00", "2024-03-31 00:00"), None),  # a month stamped by day: the hour defaults still work
+        (("2024-01-01 00:00", "2024-09-02 00:00", "2024-09-02 10:30"), None),  # one payment with a time of day
+        (("2024-03-01 00:00",), None),
+        ((), None),
+    ],
+)
+def test_day_scale_reason(tmp_path, times, reason):
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        fill(ws, _at(*times))
+        found = day_scale_reason(ws.con)
+        assert found == (reason and f"the payments are {reason}")
+        ws.con.execute("UPDATE batches SET profile = 'amlsim'").fetchall()  # AMLSim's output, whatever its times
+        assert day_scale_reason(ws.con) == ("the payments are AMLSim's output" if times else None)
+
+
+def test_for_days_keeps_what_the_user_set():
+    fitted = DetectSettings(fan_min=7, cycle_window_hours=100).for_days()
+    assert fitted.scale == "days"
+    assert (fitted.fan_min, fitted.cycle_window_hours) == (7, 100)
+    assert fitted.fan_window_hours == DAY_SCALE["fan_window_hours"]
+    assert fitted.cycle_kinds == DAY_SCALE["cycle_kinds"]
+    assert all(getattr(DetectSettings().for_days(), k) == v for k, v in DAY_SCALE.items())
+
+
+@pytest.mark.parametrize(
+    ("scale", "times", "fitted", "noted"),
+    [
+        ("auto", ("2024-01-01 00:00", "2024-08-01 00:00"), "days", True),
+        ("auto", ("2024-01-01 00:00", "2024-08-01 09:00"), "hours", False),
+        ("auto", ("2024-03-01 00:00", "2024-03-03 00:00"), "hours", False),
+        ("hours", ("2024-01-01 00:00", "2024-08-01 00:00"), "hours", False),  # the user's word stands
+        ("days", ("2024-03-01 08:00", "2024-03-03 09:00"), "days", False),
+    ],
+)
+def test_fit_scale(tmp_path, scale, times, fitted, noted):
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        fill(ws, _at(*times))
+        settings, notes = fit(ws.con, DetectSettings(scale=scale))
+    assert settings.scale == fitted
+    assert (settings.fan_window_hours == DAY_SCALE["fan_window_hours"]) is (fitted == "days")
+    assert any("day-scale defaults apply" in n for n in notes) is noted
+
+
+# registry: account -> kind; payments among A..F (all transact); expected common kinds
+@pytest.mark.parametrize(
+    ("registry", "common"),
+    [
+        ({a: "business" for a in "ABCDEF"}, ["business"]),  # AMLworld: every entity a company
+        ({"A": "business", "B": "business", "C": "business", "D": "Business", "E": "personal"}, ["business"]),
+        ({"A": "business", "B": "business", "C": "business", "D": "personal"}, []),  # half: not more than half
+        ({"A": "merchant"}, []),  # a registry of the merchants only: one of six accounts that transact
+        ({a: "personal" for a in "ABCDEF"}, []),  # a common kind that is not an innocent one
+        ({}, []),
+    ],
+)
+def test_common_kinds(tmp_path, registry, common):
+    pays = [(str(i), i, a, b, 100) for i, (a, b) in enumerate(zip("ABCDEF", "BCDEFA", strict=True))]
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        fill(ws, pays, accounts=[{"account": a, "kind": k} for a, k in registry.items()])
+        assert common_kinds(ws.con, DetectSettings().innocent_kinds, 0.5) == common
+
+
+def test_a_registry_of_companies_still_shows_the_mule(tmp_path):
+    """Everyone a business: money from a business is no longer income, an alert on a business not commerce."""
+    rows = [("1", 0, "P", "M", 8000), ("2", 30, "V", "M", 2000), ("3", 60, "M", "X", 9700)]
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        fill(ws, rows, accounts=[{"account": a, "kind": "business"} for a in "PVMX"])
+        result = run(ws, DetectSettings(), only=["pass_through"], full=True)
+        assert result["alerts"] == {"pass_through": 1}
+        assert any("business is held by more than 50%" in n for n in result["notes"])
+        result = run(ws, DetectSettings(kind_share_max=1.0), only=["pass_through"], full=True)
+        assert result["alerts"] == {} and result["notes"] == []  # the guard off: a salary being spent
+
+
+def test_amlsim_files_detect_with_day_scale_defaults(cli):
+    for kind in ("accounts", "transactions"):
+        assert cli(f"load {kind} {AMLSIM / f'{kind}.csv'} --profile amlsim").code == 0
+    r = cli("detect --format json")
+    assert r.code == 0, r.err
+    (out,) = json.loads(r.out)
+    assert out["scale"] == "days" and out["mode"] == "full"
+    r = cli("detect --scale hours --format json")
+    (out,) = json.loads(r.out)
+    assert out["scale"] == "hours" and out["mode"] == "full"  # another scale is another setting: a full run
+    assert cli("detect --scale weeks").code != 0
+
+
+def test_score_does_not_damp_a_kind_most_accounts_have(tmp_path):
+    from fundtrace import score
+
+    rows = [("1", 0, "P", "M", 8000), ("2", 60, "M", "X", 7900)]
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        fill(ws, rows, accounts=[{"account": a, "kind": "business"} for a in "PMX"])
+        assert any("business is held by more than 50%" in n for n in score.run(ws)["notes"])
+        ws.con.execute("UPDATE accounts SET kind = 'personal' WHERE account <> 'P'").fetchall()
+        assert score.run(ws)["notes"] == []
