@@ -108,6 +108,11 @@ def test_amlsim_files_detect_with_day_scale_defaults(cli):
     assert r.code == 0, r.err
     (out,) = json.loads(r.out)
     assert out["scale"] == "days" and out["mode"] == "full"
+    assert cli("report --out rep").code == 0  # the manifest records the settings as fitted, not as configured
+    manifest = json.loads(Path("rep/manifest.json").read_text())
+    assert manifest["config"]["sections"]["detect"]["scale"] == "auto"
+    assert manifest["detection"]["settings"]["detect"]["scale"] == "days"
+    assert manifest["detection"]["settings"]["detect"]["fan_window_hours"] == DAY_SCALE["fan_window_hours"]
     r = cli("detect --scale hours --format json")
     (out,) = json.loads(r.out)
     assert out["scale"] == "hours" and out["mode"] == "full"  # another scale is another setting: a full run

@@ -8,7 +8,8 @@
   KV_METADATA {…})``) with the run id, the fundtrace version, the table name and the generation time in
   the file's key-value metadata;
 - ``freeze_list.csv``: the requests for banks, by the freeze writer (:mod:`fundtrace.export.freeze`);
-- ``manifest.json``, written last: fundtrace version, run id, generation time, the resolved settings,
+- ``manifest.json``, written last: fundtrace version, run id, generation time, the resolved settings (and
+  the last detect run's, as fitted to the data),
   every input batch with its sha256, the workspace's row counts and, per file, its rows, bytes and sha256.
 """
 
@@ -142,10 +143,20 @@ def write_report(
     ]
     counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in _COUNTED if ws.table_exists(t)}
     span = con.execute("SELECT min(ts), max(ts) FROM transactions").fetchall()[0]
+    # the settings detection ran with, as fitted to the data (detect/fit.py: scale, kinds), not as configured
+    last = con.execute(
+        "SELECT run_id, started_at, mode, typologies, settings FROM detect_runs ORDER BY run_id DESC LIMIT 1"
+    ).fetchall()
+    detection = (
+        {"run_id": last[0][0], "started_at": _plain(last[0][1]), "mode": last[0][2],
+         "typologies": last[0][3].split(","), "settings": json.loads(last[0][4])}
+        if last else None
+    )  # fmt: skip
     manifest = {
         **meta,
         "workspace": {"path": str(ws.path), "schema_version": ws.schema_version},
         "config": _plain(config or {}),
+        "detection": detection,
         "inputs": _plain(batches),
         "data_span": {"from": _plain(span[0]), "to": _plain(span[1])},
         "row_counts": counts,
