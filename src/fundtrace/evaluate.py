@@ -40,8 +40,9 @@ Definitions (all counted over the workspace's data; an undefined ratio is ``None
   (a chain the generator calls ``stacked``), so recall does not require the same typology name.
 - Transaction level: the same, with fraud transactions as truth and ``alert_evidence``
   transactions as predictions. Evidence belongs to an alert, not to a member, so every evidence
-  transaction counts whatever the roles; this agrees with the account level for every truth kind,
-  since a fraud transaction of our simulator includes the victim's payment to the first mule.
+  transaction counts whatever the roles of its two accounts, for every truth kind (our simulator's
+  fraud transactions include the victim's payment to the first mule, though the victim is not a
+  positive account).
 - Account scores (``account_scores(bank, account, score)``): average precision (PR-AUC, ties in
   score taken as one threshold; positives never scored count as never recalled) and precision@k
   for k = 100 and 1000 (over the top min(k, scored) accounts, ties broken by bank and account).
@@ -177,13 +178,13 @@ def evaluate(ws: Workspace, truth: Path | None = None) -> dict[str, Any]:
 class _Staged:
     """Which uniform truth tables exist: positive accounts, fraud transactions, holdings."""
 
+    kind: str  # fundtrace, amlsim or amlworld
     accounts: str | None = None  # why not, when missing
     transactions: str | None = None
     holdings: str | None = None
     has_accounts: bool = False
     has_transactions: bool = False
     has_holdings: bool = False
-    kind: str = "fundtrace"
 
 
 def _source(con: duckdb.DuckDBPyConnection, path: Path) -> str:
