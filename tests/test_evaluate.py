@@ -100,6 +100,7 @@ def test_detection_by_hand(cli, tiny):
     # Predicted mules (non-source members that transact): A1 M1 M2 N3, A2 M4 M5, A3 N1 N2 N4; A4's Z9
     # never transacts -> 8 flagged. Correct: M1 M2 M4 M5 = 4. Positives: 6.
     # precision 4/8 = 0.5, recall 4/6 = 0.666667, F1 = 2*0.5*0.666667/1.166667 = 0.571429
+    assert out["detection"]["accounts"]["excluded_roles"] == ["source"]
     o = acc["overall"]
     assert (o["truth"], o["found"], o["flagged"], o["correct"]) == (6, 4, 8, 4)
     assert o["precision"] == pytest.approx(0.5)
@@ -241,13 +242,17 @@ def test_amlsim_labels_by_hand(cli, db):
     # positives = ends of is_sar transactions: 10 11 12 20 21 22 = 6
     assert out["truth"]["transacting_accounts"] == 9 and out["truth"]["positive_accounts"] == 6
     acc = by_typology(out["detection"]["accounts"])
-    # flagged (non-source): 11 12 30 20 21 = 5, correct 4 -> precision 0.8, recall 4/6 = 0.666667,
-    # F1 = 2*0.8*0.666667/1.466667 = 0.727273
+    # flagged (members of every role: AMLSim labels a fan-in's payers too): 10 11 12 30 20 21 = 6,
+    # correct 10 11 12 20 21 = 5 -> precision 5/6, recall 5/6, F1 5/6 = 0.833333
+    assert out["detection"]["accounts"]["excluded_roles"] == []
     o = acc["overall"]
-    assert (o["truth"], o["found"], o["flagged"], o["correct"]) == (6, 4, 5, 4)
-    assert o["f1"] == pytest.approx(0.727273, abs=1e-6)
-    # fan_in (alert 0): truth 10 11 12, found 11 12; D1 flags 11 12 30, correct 2 -> 2/3 and 2/3
-    assert (acc["fan_in"]["found"], acc["fan_in"]["flagged"], acc["fan_in"]["correct"]) == (2, 3, 2)
+    assert (o["truth"], o["found"], o["flagged"], o["correct"]) == (6, 5, 6, 5)
+    assert o["f1"] == pytest.approx(0.833333, abs=1e-6)
+    # fan_in (alert 0): truth 10 11 12, all found (10 is D1's source) -> 1.0; D1 flags 10 11 12 30,
+    # correct 3 -> 0.75; F1 = 2*0.75*1/1.75 = 0.857143
+    f = acc["fan_in"]
+    assert (f["truth"], f["found"], f["flagged"], f["correct"]) == (3, 3, 4, 3)
+    assert f["f1"] == pytest.approx(0.857143, abs=1e-6)
     # cycle (alert 1): truth 20 21 22, found 20 21 -> 2/3; D2 flags 20 21, both correct -> 1.0; F1 0.8
     assert acc["cycle"]["f1"] == pytest.approx(0.8)
     txn = by_typology(out["detection"]["transactions"])
@@ -343,3 +348,66 @@ def test_parquet_truth(cli, tiny, tmp_path):
     con.close()
     install(tiny, TINY / "results")
     assert run_json(cli, f"--truth {pq}") | {"truth": None} == run_json(cli, f"--truth {TINY}") | {"truth": None}
+
+
+# Which alert members count as flagged, per truth kind. In each world the member is a truth positive
+# that originates a fraud transaction: tiny's mule M3 (pays t08 to M5), AMLSim's 10 (a fan-in payer,
+# tran 1 to 11), AMLworld's 001:A1 (pays B1). Our simulator's truth never calls a victim positive, so
+# role `source` is not a prediction there; AMLSim and AMLworld label the originators, so every role is.
+ROLE_WORLDS = {
+    # kind: (load arguments, --truth, (bank, account), fraud txn it pays (found by amount), positives)
+    "fundtrace": ([("transactions", TINY / "transactions.csv", ""), ("reports", TINY / "reports.csv", "")],
+                  TINY, ("b", "M3"), 600, 6),
+    "amlsim": ([("transactions", AMLSIM / "transactions.csv", "--profile amlsim")], AMLSIM, ("amlsim", "10"), 100, 6),
+    "amlworld": ([("transactions", AMLWORLD / "HI-Tiny_Trans.csv", "--profile amlworld")], AMLWORLD, ("001", "A1"),
+                 100, 3),
+}  # fmt: skip
+ROLE_CASES = [
+    # kind, role, flagged at account level
+    ("fundtrace", "source", False),
+    ("fundtrace", "mule", True),
+    ("fundtrace", "hub", True),
+    ("fundtrace", None, True),
+    ("amlsim", "source", True),
+    ("amlsim", "hub", True),
+    ("amlsim", None, True),
+    ("amlworld", "source", True),
+    ("amlworld", "sink", True),
+]
+
+
+@pytest.mark.parametrize(("kind", "role", "flagged"), ROLE_CASES)
+def test_member_roles_flagged_per_truth_kind(cli, db, kind, role, flagged):
+    loads, truth, (bank, account), amount, positives = ROLE_WORLDS[kind]
+    for what, path, extra in loads:
+        r = cli(f"load {what} {path} {extra}")
+        assert r.code == 0, r.err
+    with Workspace(db) as ws:
+        for table in ("alerts", "alert_members", "alert_evidence"):
+            ws.con.execute(f"DROP TABLE IF EXISTS {table}").fetchall()
+            ws.con.execute(f"CREATE TABLE {table} ({CONTRACT_TABLES[table]})").fetchall()
+        ws.con.execute(
+            "INSERT INTO alerts (alert_id, typology, score, summary) VALUES ('R1', 'fan_in', 0.5, 'hand-made')"
+        ).fetchall()
+        ws.con.execute(
+            "INSERT INTO alert_members (alert_id, bank, account, account_id, role) "
+            "VALUES ('R1', ?, ?, account_key(?, ?), ?)",
+            [bank, account, bank, account, role],
+        ).fetchall()
+        # the fraud transaction the member pays (the only one of that amount from that account)
+        ws.con.execute(
+            "INSERT INTO alert_evidence SELECT 'R1', txn_id FROM transactions "
+            "WHERE src_bank = ? AND src_account = ? AND amount = ?",
+            [bank, account, amount],
+        ).fetchall()
+    out = run_json(cli, f"--truth {truth}")
+    assert out["truth"]["kind"] == kind and out["truth"]["positive_accounts"] == positives
+    o = by_typology(out["detection"]["accounts"])["overall"]
+    # the member is a positive: flagged -> 1 flagged, 1 correct, recall 1/positives; else nothing flagged
+    n = int(flagged)
+    assert (o["truth"], o["found"], o["flagged"], o["correct"]) == (positives, n, n, n)
+    assert o["recall"] == pytest.approx(n / positives)
+    assert o["precision"] == (1.0 if flagged else None)
+    # evidence belongs to the alert, not to a member: the fraud payment counts whatever the role
+    t = by_typology(out["detection"]["transactions"])["overall"]
+    assert (t["flagged"], t["correct"]) == (1, 1)

@@ -26,7 +26,11 @@ Definitions (all counted over the workspace's data; an undefined ratio is ``None
 
 - The account universe is the accounts that transact (appear in ``transactions``): truth
   positives that never transact, and alert members that never transact, are not counted.
-- Predicted mule: a member of any alert with a role other than ``source``.
+- Flagged account (predicted positive): a member of any alert, of the roles the truth kind calls
+  positive (:func:`excluded_roles`). Our simulator's truth does not count the victim who starts a
+  case, so for ``fundtrace`` truth members with role ``source`` are not flagged; AMLSim and AMLworld
+  label every account of a laundering transaction positive, its originator included (a fan-in's
+  payers, a cycle's origin), so for them members of every role are flagged.
 - Account level, overall: precision = flagged ∩ positive / flagged, recall = flagged ∩ positive /
   positive, F1 their harmonic mean.
 - Account level, per typology T: ``truth`` = positive accounts of typology T, ``found`` = those
@@ -35,7 +39,10 @@ Definitions (all counted over the workspace's data; an undefined ratio is ``None
   correct / flagged; F1 of the two. A detector may name a pattern differently from the generator
   (a chain the generator calls ``stacked``), so recall does not require the same typology name.
 - Transaction level: the same, with fraud transactions as truth and ``alert_evidence``
-  transactions as predictions.
+  transactions as predictions. Evidence belongs to an alert, not to a member, so every evidence
+  transaction counts whatever the roles of its two accounts, for every truth kind (our simulator's
+  fraud transactions include the victim's payment to the first mule, though the victim is not a
+  positive account).
 - Account scores (``account_scores(bank, account, score)``): average precision (PR-AUC, ties in
   score taken as one threshold; positives never scored count as never recalled) and precision@k
   for k = 100 and 1000 (over the top min(k, scored) accounts, ties broken by bank and account).
@@ -60,11 +67,13 @@ from fundtrace.errors import InputError
 from fundtrace.schema import TRACE_RULES
 from fundtrace.workspace import Workspace
 
-__all__ = ["RULES", "K_VALUES", "evaluate", "truth_kind", "find_truth_file"]
+__all__ = ["RULES", "K_VALUES", "evaluate", "excluded_roles", "truth_kind", "find_truth_file"]
 
 RULES = TRACE_RULES
 K_VALUES = (100, 1000)
 POSITIVE_ROLES = ("mule", "cash_out")
+# Alert member roles that do not make an account flagged, per truth kind (see excluded_roles).
+_EXCLUDED_ROLES = {"fundtrace": ("source",), "amlsim": (), "amlworld": ()}
 _EXTENSIONS = (".parquet", ".pq", ".csv", ".csv.gz")
 _TRUE = "('true', '1', 't', 'yes', 'y')"
 # Temporary tables this module creates on the workspace connection (never in the workspace file).
@@ -79,6 +88,25 @@ def find_truth_file(directory: Path, name: str) -> Path | None:
         if path.is_file():
             return path
     return None
+
+
+def excluded_roles(kind: str) -> tuple[str, ...]:
+    """The alert member roles that do not flag an account under truth of ``kind``.
+
+    ``("source",)`` for ``fundtrace`` truth, whose positives are mules and cash-out accounts and
+    not the victims who start a case; ``()`` for ``amlsim`` and ``amlworld``, whose truth labels
+    both ends of every laundering transaction, so a fan-in's payers and a cycle's origin are
+    positive and an alert member of any role counts as flagged.
+
+    Examples
+    --------
+    >>> excluded_roles("fundtrace"), excluded_roles("amlsim")
+    (('source',), ())
+    """
+    try:
+        return _EXCLUDED_ROLES[kind]
+    except KeyError:
+        raise InputError(f"unknown truth kind {kind!r}", hint=f"one of {', '.join(_EXCLUDED_ROLES)}") from None
 
 
 def truth_kind(ws: Workspace, directory: Path | None) -> str:
@@ -150,6 +178,7 @@ def evaluate(ws: Workspace, truth: Path | None = None) -> dict[str, Any]:
 class _Staged:
     """Which uniform truth tables exist: positive accounts, fraud transactions, holdings."""
 
+    kind: str  # fundtrace, amlsim or amlworld
     accounts: str | None = None  # why not, when missing
     transactions: str | None = None
     holdings: str | None = None
@@ -198,7 +227,7 @@ def _flag(expr: str) -> str:
 
 def _stage_truth(ws: Workspace, kind: str, directory: Path | None) -> _Staged:
     con = ws.con
-    staged = _Staged()
+    staged = _Staged(kind=kind)
     _create(
         con,
         _ACTIVE,
@@ -465,12 +494,16 @@ def _detection_accounts(ws: Workspace, staged: _Staged) -> dict:
             return _absent(reason)
     if not staged.has_accounts:
         return _absent(staged.accounts or "no account truth")
+    excluded = excluded_roles(staged.kind)
+    # Our own constant role names, never user input; a member without a role is always flagged.
+    listed = ", ".join(f"'{r}'" for r in excluded)
+    keep = f"m.role IS NULL OR m.role NOT IN ({listed})" if excluded else "true"
     pred = (
         f"SELECT m.bank, m.account, a.typology FROM alert_members m JOIN alerts a ON a.alert_id = m.alert_id "
-        f"SEMI JOIN {_ACTIVE} x ON x.bank = m.bank AND x.account = m.account "
-        f"WHERE m.role IS DISTINCT FROM 'source'"
+        f"SEMI JOIN {_ACTIVE} x ON x.bank = m.bank AND x.account = m.account WHERE {keep}"
     )
-    return {"status": "ok", "rows": _confusion(ws.con, f"SELECT * FROM {_POS}", pred, ("bank", "account"))}
+    rows = _confusion(ws.con, f"SELECT * FROM {_POS}", pred, ("bank", "account"))
+    return {"status": "ok", "excluded_roles": list(excluded), "rows": rows}
 
 
 def _detection_transactions(ws: Workspace, staged: _Staged) -> dict:
