@@ -1,7 +1,8 @@
 """Account-level quality of `fundtrace detect` on the AMLSim development set, as `fundtrace evaluate` counts it.
 
-Loads the set into a temporary workspace, runs a full detect (the [detect] section of --config, then
---set overrides) and prints the account-level rows of `fundtrace.evaluate.evaluate` against the set's
+Loads the set into a temporary workspace, runs a full detect (the defaults, which on AMLSim's output are
+the day-scale ones, see fundtrace.detect.fit; then the [detect] section of --config and --set overrides)
+and prints the account-level rows of `fundtrace.evaluate.evaluate` against the set's
 own files: a positive is an account at either end of a laundering transaction (typology: its alert's
 type), a flagged account is an alert member of any role, and only accounts that transact count.
 
@@ -10,7 +11,7 @@ typology, so they show where fundtrace names a pattern differently from AMLSim (
 accepts an alert of any typology, its precision a positive of any typology). The script checks that
 its per-typology positives and flagged accounts are exactly evaluate's before printing them.
 
-    python bench/amlsim_quality.py [--data ../shared/data/amlsim-small] [--config bench/amlsim_detect.toml]
+    python bench/amlsim_quality.py [--data ../shared/data/amlsim-small] [--config fundtrace.toml]
                                    [--set fan_window_hours=2400 ...] [--json out.json]
 """
 
