@@ -71,6 +71,22 @@ def _amlworld_kind(name: str) -> str:
     return f"CASE {whens} ELSE 'personal' END"
 
 
+# Bank transfers that change currency on the way: AMLworld's accounts each hold one currency at a
+# bank of one country, so a wire, ACH payment or cheque paid in one currency and received in another
+# leaves the country: it is the cross_border cash-out channel, not a domestic transfer. Card payments
+# abroad stay pos; Bitcoin and Cash keep their own channels.
+AMLWORLD_FX_FORMATS = ("Wire", "ACH", "Cheque")
+
+
+def _amlworld_channel() -> str:
+    fmt, paid, received = ident("Payment Format"), ident("Payment Currency"), ident("Receiving Currency")
+    formats = ", ".join(literal(f) for f in AMLWORLD_FX_FORMATS)
+    return (
+        f"CASE WHEN {fmt} IN ({formats}) AND {paid} IS DISTINCT FROM {received} THEN 'cross_border' "
+        f"ELSE {_case(fmt, AMLWORLD_FORMATS)} END"
+    )
+
+
 def _amlsim_day(col: str) -> str:
     """AMLSim writes dates as step numbers or as dates; steps become days after its epoch."""
     c = ident(col)
@@ -137,7 +153,7 @@ PROFILES: dict[str, dict[str, Mapping]] = {
                 "dst_account": ident("Account_1"),
                 "amount": ident("Amount Paid"),
                 "currency": _case(ident("Payment Currency"), AMLWORLD_CURRENCIES),
-                "channel": _case(ident("Payment Format"), AMLWORLD_FORMATS),
+                "channel": _amlworld_channel(),
             },
             requires=(
                 "Timestamp",
@@ -147,6 +163,7 @@ PROFILES: dict[str, dict[str, Mapping]] = {
                 "Account_1",
                 "Amount Paid",
                 "Payment Currency",
+                "Receiving Currency",
                 "Payment Format",
             ),
             labels={"is_fraud": f"CAST({ident('Is Laundering')} AS VARCHAR) IN ('1', 'true', 'True')"},
