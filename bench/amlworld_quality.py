@@ -15,6 +15,10 @@ world loaded natively, on a ladder of variants that each remove one more thing t
              launderers included, so no account is known to be a merchant, employer or ATM).
 ``amlworld`` the CSV files below, loaded with ``--profile amlworld`` (banks, accounts and entities
              renamed to AMLworld-style ids; channels through AMLworld's payment formats and back).
+``inferred`` an experiment, not what the loader does: ``amlworld``, then before detect every account
+             paid by at least ``--infer-payers`` distinct accounts in the data gets kind ``merchant``.
+             It measures what detection would gain from telling commerce by behaviour when the
+             registry's kinds say nothing (a proposal for detect, which this script does not own).
 
 Every variant runs a full ``detect`` with default settings (``--set name=value`` to override) and
 ``fundtrace.evaluate.evaluate`` twice: against the world's own truth (accounts with role mule or
@@ -36,6 +40,9 @@ The AMLworld files, as written:
   cross_border -> Wire (received abroad in US Dollar), pos and online -> Credit Card, transfer -> ACH.
   Amounts are the simulator's, in ``Yuan`` (AMLworld's name for CNY); the received side of a
   cross-currency payment is converted at 0.14 USD or 1/450,000 BTC per CNY.
+- ``--foreign-banks N``: the accounts of N of the banks hold US Dollar, as AMLworld's banks of other
+  countries do: a payment from or to them is paid or received in US Dollar (0.14 per CNY, at least
+  0.01), and one between a Yuan and a US Dollar bank is a cross-currency payment.
 - Legal forms are drawn per holder from a hash (``--forms random``, the default: the form carries no
   information, as in AMLworld), or from the simulator's kind (``--forms kind``: personal -> Sole
   Proprietorship, everything else -> Corporation).
@@ -64,7 +71,7 @@ from fundtrace.evaluate import evaluate
 from fundtrace.ingest import load_paths
 from fundtrace.workspace import Workspace
 
-VARIANTS = ("native", "txn", "minute", "forms", "amlworld")
+VARIANTS = ("native", "txn", "minute", "forms", "amlworld", "inferred")
 FORMATS = {
     "atm": "Cash",
     "crypto": "Bitcoin",
@@ -82,8 +89,9 @@ def _q(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def write_ids(con: duckdb.DuckDBPyConnection, world: Path, forms: str) -> None:
-    """Temp tables ``ids`` (bank, account -> AMLworld bank id, account number, entity id and name, kind)."""
+def write_ids(con: duckdb.DuckDBPyConnection, world: Path, forms: str, foreign_banks: int = 0) -> None:
+    """Temp tables ``banks`` (bank -> AMLworld bank id and name; whether its accounts hold US Dollar) and
+    ``ids`` (bank, account -> AMLworld bank id, account number, entity id and name)."""
     acc = f"read_parquet({_q(world / 'accounts.parquet')})"
     txn = f"read_parquet({_q(world / 'transactions.parquet')})"
     con.execute(
@@ -91,9 +99,11 @@ def write_ids(con: duckdb.DuckDBPyConnection, world: Path, forms: str) -> None:
         CREATE OR REPLACE TEMP TABLE banks AS
         SELECT bank, lpad(CAST(row_number() OVER (ORDER BY bank) * 7 AS VARCHAR), 3 + (row_number() OVER
                (ORDER BY bank) % 3)::INT, '0') AS bank_id,
-               bank || ' #' || row_number() OVER (ORDER BY bank) AS bank_name
+               bank || ' #' || row_number() OVER (ORDER BY bank) AS bank_name,
+               row_number() OVER (ORDER BY hash(bank)) <= $foreign AS usd
         FROM (SELECT bank FROM {acc} UNION SELECT src_bank FROM {txn} UNION SELECT dst_bank FROM {txn})
-        """
+        """,
+        {"foreign": foreign_banks},
     ).fetchall()
     form = (
         "list_extract(['Sole Proprietorship', 'Sole Proprietorship', 'Corporation', 'Corporation', 'Partnership'], "
@@ -147,21 +157,24 @@ def write_amlworld(con: duckdb.DuckDBPyConnection, world: Path, out: Path) -> tu
     (out / "truth").mkdir(exist_ok=True)
     trans, accounts = out / "SIM_Trans.csv", out / "SIM_accounts.csv"
     fmt = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in FORMATS.items())
+    usd = f"greatest(round(t.amount * {USD_PER_CNY}, 2), 0.01)"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE aw AS
         SELECT strftime(t.ts AT TIME ZONE 'UTC', '%Y/%m/%d %H:%M') AS "Timestamp",
                s.bank_id AS "From Bank", s.acct_no AS src_no, d.bank_id AS "To Bank", d.acct_no AS dst_no,
-               CASE t.channel WHEN 'cross_border' THEN round(t.amount * {USD_PER_CNY}, 2)
-                   WHEN 'crypto' THEN round(t.amount * {BTC_PER_CNY}, 6) ELSE t.amount END AS "Amount Received",
-               CASE t.channel WHEN 'cross_border' THEN 'US Dollar' WHEN 'crypto' THEN 'Bitcoin' ELSE 'Yuan' END
-                   AS "Receiving Currency",
-               t.amount AS "Amount Paid", 'Yuan' AS "Payment Currency",
+               CASE WHEN t.channel = 'crypto' THEN greatest(round(t.amount * {BTC_PER_CNY}, 6), 0.000001)
+                   WHEN t.channel = 'cross_border' OR bd.usd THEN {usd} ELSE t.amount END AS "Amount Received",
+               CASE WHEN t.channel = 'crypto' THEN 'Bitcoin' WHEN t.channel = 'cross_border' OR bd.usd
+                   THEN 'US Dollar' ELSE 'Yuan' END AS "Receiving Currency",
+               CASE WHEN bs.usd THEN {usd} ELSE t.amount END AS "Amount Paid",
+               CASE WHEN bs.usd THEN 'US Dollar' ELSE 'Yuan' END AS "Payment Currency",
                CASE WHEN t.txn_id LIKE 'R%' THEN 'Reinvestment' ELSE CASE t.channel {fmt} END END AS "Payment Format",
                CASE WHEN f.is_fraud THEN 1 ELSE 0 END AS "Is Laundering", t.ts, t.txn_id
         FROM all_txn t
         JOIN ids s ON s.bank = t.src_bank AND s.account = t.src_account
         JOIN ids d ON d.bank = t.dst_bank AND d.account = t.dst_account
+        JOIN banks bs ON bs.bank = t.src_bank JOIN banks bd ON bd.bank = t.dst_bank
         LEFT JOIN read_parquet({_q(world / "truth_transactions.parquet")}) f ON f.txn_id = t.txn_id
         """
     ).fetchall()
@@ -238,6 +251,7 @@ def measure(
     truth: Path,
     overrides: dict,
     keep: bool = False,
+    infer_payers: int | None = None,
 ) -> dict:
     """Load, detect, evaluate (world truth and laundering-label truth); timings in wall and CPU seconds."""
     db.unlink(missing_ok=True)
@@ -255,6 +269,12 @@ def measure(
                 "txn_id, is_fraud, 0 FROM read_parquet($p) WHERE txn_id IN (SELECT txn_id FROM transactions)",
                 {"p": str(world / "truth_transactions.parquet")},
             ).fetchall()
+        if infer_payers:
+            out["inferred_merchants"] = ws.con.execute(
+                "UPDATE accounts SET kind = 'merchant' WHERE account_id IN (SELECT dst_id FROM transactions "
+                "GROUP BY dst_id HAVING count(DISTINCT src_id) >= $k)",
+                {"k": infer_payers},
+            ).fetchall()[0][0]
         settings = Config.load(None).section("detect", DetectSettings, overrides)
         w0, c0 = time.perf_counter(), _cpu()
         run(ws, settings, full=True)
@@ -292,7 +312,7 @@ def report(results: list[dict]) -> str:
         lines.append(
             f"  {t}".ljust(28) + "".join(_rp(_rows(r["world"]["accounts"]).get(t)).rjust(width) for r in results)
         )
-    for key in ("txns", "rejected", "load_s", "load_cpu", "detect_s", "detect_cpu"):
+    for key in ("txns", "rejected", "inferred_merchants", "load_s", "load_cpu", "detect_s", "detect_cpu"):
         lines.append(key.ljust(28) + "".join(str(r.get(key)).rjust(width) for r in results))
     return "\n".join(lines)
 
@@ -303,9 +323,11 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, required=True, help="where files and workspaces are written")
     ap.add_argument("--only", help=f"comma-separated variants (default all: {','.join(VARIANTS)})")
     ap.add_argument("--forms", choices=("random", "kind"), default="random", help="how legal forms are given")
+    ap.add_argument("--foreign-banks", type=int, default=0, help="banks whose accounts hold US Dollar")
     ap.add_argument("--reinvest", type=float, default=0.0, help="share of accounts with a daily self-transfer")
     ap.add_argument("--set", action="append", default=[], help="detect setting override, name=value")
     ap.add_argument("--json", type=Path, help="write the full results here")
+    ap.add_argument("--infer-payers", type=int, default=50, help="the inferred variant's distinct-payer bar")
     ap.add_argument("--keep", action="store_true", help="keep each variant's workspace as DIR/VARIANT.duckdb")
     args = ap.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -313,7 +335,7 @@ def main() -> None:
     overrides = dict(kv.split("=", 1) for kv in args.set)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'").fetchall()
-    write_ids(con, args.world, args.forms)
+    write_ids(con, args.world, args.forms, args.foreign_banks)
     txn = f"SELECT * FROM read_parquet({_q(args.world / 'transactions.parquet')})"
     if args.reinvest:
         write_reinvest(con, args.world, args.reinvest)
@@ -322,13 +344,14 @@ def main() -> None:
     results = []
     for v in variants:
         started = time.perf_counter()
-        if v == "amlworld":
+        if v in ("amlworld", "inferred"):
             trans, accounts, truth = write_amlworld(con, args.world, args.dir / "amlworld")
             files, profile = {"accounts": accounts, "transactions": trans}, "amlworld"
         else:
             files, profile, truth = write_native(con, args.world, args.dir / v, v), "native", args.world
         written = time.perf_counter() - started
-        res = measure(v, files, profile, args.dir / f"{v}.duckdb", args.world, truth, overrides, args.keep)
+        infer = args.infer_payers if v == "inferred" else None
+        res = measure(v, files, profile, args.dir / f"{v}.duckdb", args.world, truth, overrides, args.keep, infer)
         res["write_s"] = round(written, 1)
         results.append(res)
         print(
