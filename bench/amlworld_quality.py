@@ -46,6 +46,9 @@ The AMLworld files, as written:
 - Legal forms are drawn per holder from a hash (``--forms random``, the default: the form carries no
   information, as in AMLworld), or from the simulator's kind (``--forms kind``: personal -> Sole
   Proprietorship, everything else -> Corporation).
+- ``--stretch F`` spreads each fraud case's payments F times wider in time from the case's first
+  payment (the simulator's cases last hours; AMLworld's laundering patterns are reported to last days
+  to weeks). Ordinary payments keep their times.
 - ``--reinvest F`` adds a daily ``Reinvestment`` self-transfer (``From`` = ``To``) for a fraction F of
   the accounts, as AMLworld's files have, never laundering; the native variants get the same rows.
 
@@ -324,6 +327,7 @@ def main() -> None:
     ap.add_argument("--only", help=f"comma-separated variants (default all: {','.join(VARIANTS)})")
     ap.add_argument("--forms", choices=("random", "kind"), default="random", help="how legal forms are given")
     ap.add_argument("--foreign-banks", type=int, default=0, help="banks whose accounts hold US Dollar")
+    ap.add_argument("--stretch", type=float, default=1.0, help="spread each fraud case's payments F times wider")
     ap.add_argument("--reinvest", type=float, default=0.0, help="share of accounts with a daily self-transfer")
     ap.add_argument("--set", action="append", default=[], help="detect setting override, name=value")
     ap.add_argument("--json", type=Path, help="write the full results here")
@@ -340,7 +344,16 @@ def main() -> None:
     if args.reinvest:
         write_reinvest(con, args.world, args.reinvest)
         txn += " UNION ALL SELECT * FROM reinvest"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE all_txn AS {txn}").fetchall()
+    if args.stretch != 1:  # each fraud case's payments spread out in time from its first one
+        truth = _q(args.world / "truth_transactions.parquet")
+        txn = (
+            "SELECT t.* REPLACE (CASE WHEN f.case_id IS NULL THEN t.ts "
+            "ELSE f.t0 + (t.ts - f.t0) * $stretch END AS ts) "
+            f"FROM ({txn}) t LEFT JOIN (SELECT x.txn_id, x.case_id, min(y.ts) OVER (PARTITION BY x.case_id) AS t0 "
+            f"FROM read_parquet({truth}) x JOIN read_parquet({_q(args.world / 'transactions.parquet')}) y "
+            "USING (txn_id) WHERE x.is_fraud AND x.case_id IS NOT NULL) f USING (txn_id)"
+        )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE all_txn AS {txn}", {"stretch": args.stretch}).fetchall()
     results = []
     for v in variants:
         started = time.perf_counter()
