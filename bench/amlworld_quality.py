@@ -353,7 +353,8 @@ def main() -> None:
             f"FROM read_parquet({truth}) x JOIN read_parquet({_q(args.world / 'transactions.parquet')}) y "
             "USING (txn_id) WHERE x.is_fraud AND x.case_id IS NOT NULL) f USING (txn_id)"
         )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE all_txn AS {txn}", {"stretch": args.stretch}).fetchall()
+    params = {"stretch": args.stretch} if args.stretch != 1 else {}
+    con.execute(f"CREATE OR REPLACE TEMP TABLE all_txn AS {txn}", params).fetchall()
     results = []
     for v in variants:
         started = time.perf_counter()
