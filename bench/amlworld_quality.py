@@ -193,6 +193,10 @@ def write_amlworld(con: duckdb.DuckDBPyConnection, world: Path, out: Path) -> tu
         '"Amount Paid", "Payment Currency", "Payment Format", "Is Laundering" FROM aw ORDER BY ts, txn_id) '
         f"TO {_q(body)} (HEADER false)"
     ).fetchall()
+    # The same header as the public sample in fixtures/amlworld (lines of HI-Small_Trans.csv).
+    sample = Path(__file__).resolve().parents[1] / "fixtures" / "amlworld" / "HI-Tiny_Trans.csv"
+    if sample.exists() and sample.read_text().splitlines()[0] != header.strip():
+        raise SystemExit(f"the transactions header differs from {sample}'s")
     with trans.open("w") as w, body.open() as r:
         w.write(header)
         while chunk := r.read(1 << 24):
@@ -200,7 +204,8 @@ def write_amlworld(con: duckdb.DuckDBPyConnection, world: Path, out: Path) -> tu
     body.unlink()
     con.execute(
         'COPY (SELECT bank_name AS "Bank Name", bank_id AS "Bank ID", acct_no AS "Account Number", '
-        f'entity_id AS "Entity ID", entity_name AS "Entity Name" FROM ids ORDER BY acct_no) TO {_q(accounts)} (HEADER)'
+        'entity_id AS "Entity ID", entity_name AS "Entity Name" FROM ids ORDER BY acct_no) '
+        f"TO {_q(accounts)} (HEADER, QUOTE '')"  # unquoted, as the public file ('#' would be quoted)
     ).fetchall()
     truth = out / "truth" / "truth_accounts.parquet"
     con.execute(
