@@ -228,7 +228,7 @@ def test_amlworld_profile(cli, db):
     btc = con.execute("SELECT amount, currency FROM transactions WHERE channel = 'crypto'").fetchall()[0]
     assert (str(btc[0]), btc[1]) == ("0.0061", "BTC")
     kinds = dict(con.execute("SELECT account, kind FROM accounts").fetchall())
-    assert kinds["8000EBD30"] == "business"
+    assert kinds == {"8000EBD30": "sole_proprietorship", "8002BDF70": "corporation", "8002C1150": "partnership"}
 
 
 def test_amlsim_profile(cli, db):

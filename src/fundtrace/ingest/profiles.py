@@ -52,6 +52,41 @@ def _case(expr: str, mapping: dict[str, str]) -> str:
     return f"CASE {expr} {whens} ELSE {expr} END"
 
 
+# AMLworld names every entity by its legal form and a number ("Corporation #33520", "Sole
+# Proprietorship #50438", "Partnership #91"), launderers included. The form says what the holder is,
+# not that the account is a shop, an employer or a payer of income: it becomes the account's kind
+# under its own name, never 'business' (which detection reads as ordinary commerce).
+AMLWORLD_LEGAL_FORMS = {
+    "Corporation": "corporation", "Sole Proprietorship": "sole_proprietorship", "Partnership": "partnership",
+}  # fmt: skip
+
+
+def _amlworld_kind(name: str) -> str:
+    """The kind from an AMLworld entity name's legal form; any other name is 'personal'."""
+    trimmed = f"trim(CAST({name} AS VARCHAR))"
+    whens = " ".join(
+        f"WHEN {trimmed} ILIKE {literal(form + '%')} THEN {literal(kind)}"
+        for form, kind in AMLWORLD_LEGAL_FORMS.items()
+    )
+    return f"CASE {whens} ELSE 'personal' END"
+
+
+# Bank transfers that change currency on the way: AMLworld's accounts each hold one currency at a
+# bank of one country, so a wire, ACH payment or cheque paid in one currency and received in another
+# leaves the country: it is the cross_border cash-out channel, not a domestic transfer. Card payments
+# abroad stay pos; Bitcoin and Cash keep their own channels.
+AMLWORLD_FX_FORMATS = ("Wire", "ACH", "Cheque")
+
+
+def _amlworld_channel() -> str:
+    fmt, paid, received = ident("Payment Format"), ident("Payment Currency"), ident("Receiving Currency")
+    formats = ", ".join(literal(f) for f in AMLWORLD_FX_FORMATS)
+    return (
+        f"CASE WHEN {fmt} IN ({formats}) AND {paid} IS DISTINCT FROM {received} THEN 'cross_border' "
+        f"ELSE {_case(fmt, AMLWORLD_FORMATS)} END"
+    )
+
+
 def _amlsim_day(col: str) -> str:
     """AMLSim writes dates as step numbers or as dates; steps become days after its epoch."""
     c = ident(col)
@@ -118,7 +153,7 @@ PROFILES: dict[str, dict[str, Mapping]] = {
                 "dst_account": ident("Account_1"),
                 "amount": ident("Amount Paid"),
                 "currency": _case(ident("Payment Currency"), AMLWORLD_CURRENCIES),
-                "channel": _case(ident("Payment Format"), AMLWORLD_FORMATS),
+                "channel": _amlworld_channel(),
             },
             requires=(
                 "Timestamp",
@@ -128,6 +163,7 @@ PROFILES: dict[str, dict[str, Mapping]] = {
                 "Account_1",
                 "Amount Paid",
                 "Payment Currency",
+                "Receiving Currency",
                 "Payment Format",
             ),
             labels={"is_fraud": f"CAST({ident('Is Laundering')} AS VARCHAR) IN ('1', 'true', 'True')"},
@@ -138,9 +174,7 @@ PROFILES: dict[str, dict[str, Mapping]] = {
                 "account": ident("Account Number"),
                 "holder_id": ident("Entity ID"),
                 "holder_name": ident("Entity Name"),
-                "kind": f"CASE WHEN {ident('Entity Name')} ILIKE 'Corporation%' OR {ident('Entity Name')} "
-                f"ILIKE '%Sole Proprietorship%' OR {ident('Entity Name')} ILIKE 'Partnership%' "
-                f"THEN 'business' ELSE 'personal' END",
+                "kind": _amlworld_kind(ident("Entity Name")),
             },
             requires=("Bank ID", "Account Number", "Entity ID", "Entity Name"),
         ),
