@@ -101,6 +101,8 @@ def test_detection_by_hand(cli, tiny):
     # never transacts -> 8 flagged. Correct: M1 M2 M4 M5 = 4. Positives: 6.
     # precision 4/8 = 0.5, recall 4/6 = 0.666667, F1 = 2*0.5*0.666667/1.166667 = 0.571429
     assert out["detection"]["accounts"]["excluded_roles"] == ["source"]
+    r = cli(f"evaluate --truth {TINY}")
+    assert r.code == 0 and "flagged: alert members of every role but source (not positive in this truth)" in r.err
     o = acc["overall"]
     assert (o["truth"], o["found"], o["flagged"], o["correct"]) == (6, 4, 8, 4)
     assert o["precision"] == pytest.approx(0.5)
@@ -260,6 +262,8 @@ def test_amlsim_labels_by_hand(cli, db):
     assert txn["overall"]["precision"] == pytest.approx(0.8) and txn["overall"]["recall"] == pytest.approx(0.8)
     assert txn["fan_in"]["recall"] == pytest.approx(1.0) and txn["fan_in"]["f1"] == pytest.approx(0.8)
     assert out["tracing"]["status"] == "absent" and "no money-level holdings" in out["tracing"]["reason"]
+    r = cli(f"evaluate --truth {AMLSIM}")  # the table view says what counts as flagged
+    assert r.code == 0 and "flagged: alert members of every role\n" in r.err
 
 
 def test_amlsim_alert_accounts_only_uses_workspace_labels(cli, db, tmp_path):

@@ -51,6 +51,13 @@ def render(result: dict[str, Any]) -> None:
         f"{_count(t['positive_accounts'])} of them positive · {_count(t['fraud_transactions'])} fraud "
         f"transactions of {t['transactions']:,}"
     )
+    excluded = result["detection"]["accounts"].get("excluded_roles")
+    if excluded is not None:
+        say(
+            "flagged: alert members of every role"
+            if not excluded
+            else f"flagged: alert members of every role but {', '.join(excluded)} (not positive in this truth)"
+        )
     for level in ("accounts", "transactions"):
         section = result["detection"][level]
         if _absent(f"detection ({level})", section):
