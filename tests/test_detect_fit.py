@@ -128,3 +128,18 @@ def test_score_does_not_damp_a_kind_most_accounts_have(tmp_path):
         assert any("business is held by more than 50%" in n for n in score.run(ws)["notes"])
         ws.con.execute("UPDATE accounts SET kind = 'personal' WHERE account <> 'P'").fetchall()
         assert score.run(ws)["notes"] == []
+
+
+@pytest.mark.parametrize(
+    ("registry", "warned"),
+    [({}, True), ({"A": "personal"}, True), ({"A": "merchant"}, False), ({"A": "Merchant"}, False)],
+)
+def test_a_registry_without_innocent_kinds_is_named(tmp_path, registry, warned):
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        fill(
+            ws,
+            _at("2024-03-01 08:00", "2024-03-01 09:00"),
+            accounts=[{"account": a, "kind": k} for a, k in registry.items()],
+        )
+        _, notes = fit(ws.con, DetectSettings())
+    assert any("cannot be told from mules" in n for n in notes) is warned

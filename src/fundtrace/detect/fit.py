@@ -95,4 +95,20 @@ def fit(con, settings: DetectSettings) -> tuple[DetectSettings, list[str]]:
             innocent_kinds=tuple(k for k in settings.innocent_kinds if k.lower() not in common),
             income_kinds=tuple(k for k in settings.income_kinds if k.lower() not in common),
         )
+    if not _any_of_kinds(con, settings.innocent_kinds):
+        notes.append(
+            "no account is of an innocent kind (" + (", ".join(settings.innocent_kinds) or "none left") + "): shops, "
+            "employers and cash machines cannot be told from mules, so expect false alarms among sinks and fan "
+            "members (load an accounts file with a kind column)"
+        )
     return settings, notes
+
+
+def _any_of_kinds(con, kinds: tuple[str, ...]) -> bool:
+    wanted = sorted({k.lower() for k in kinds})
+    return bool(
+        wanted
+        and con.execute(
+            "SELECT 1 FROM accounts WHERE lower(kind) IN (SELECT unnest($kinds)) LIMIT 1", {"kinds": wanted}
+        ).fetchall()
+    )
