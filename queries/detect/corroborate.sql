@@ -1,8 +1,8 @@
 -- name: detect_corroborate
 -- kind: detect
 -- description: Corroboration of the raw alerts before they are published: an alert of a corroborated typology is kept only when one of its mules, hubs or members is a pass-through account over its whole history (a pass-through alert, in addition, a link to another such account or to a kept structural alert) (most of the money it ever received left again within the dwell window: the share of pass-through episodes in all its incoming money). Normal people forward money now and then (a salary to rent, a shared bill); a mule does little else. Terminals, merchants and other innocent kinds are not listed as sinks or members (the money left the system there; the payment stays in the evidence).
--- inputs: detect_raw_alerts, detect_raw_members, detect_raw_evidence, detect_pt_episodes, detect_in_totals (acct, in_amt: money received from other accounts, all time), detect_sink_paid (alert_id, account_id, paid_share: the sinks' paid shares computed by earlier runs), transactions (evidence amounts; account life), accounts; for an incremental run (empty in a full one): dx_replaced (alert_id: raw alerts the run replaced or removed), dx_gone_members (account_id: members of the removed ones), dx_share_old (acct, share: the shares of the accounts whose episodes or incoming money changed, before the change), alerts (the published alerts of the last run)
--- outputs: dc_share(acct, pt_amt, in_amt, share); dc_core(acct); dc_flip(acct); dc_scope(alert_id: the alerts judged: all in a full run); dc_struct_all(alert_id); dc_life_cand(account_id); dc_life(acct, pays_out); dc_life_ok(alert_id); dc_yielded(alert_id); dc_keep(alert_id: those of dc_scope kept); dc_sink_new(alert_id, account_id, paid_share: to store in detect_sink_paid); dc_members (the published members of dc_keep).
+-- inputs: detect_raw_alerts, detect_raw_members, detect_raw_evidence, detect_pt_episodes, detect_in_totals (acct, in_amt, n_in: money and payments received from other accounts, all time), detect_sink_paid (alert_id, account_id, paid_share: the sinks' paid shares computed by earlier runs), transactions (evidence amounts; account life), accounts; for an incremental run (empty in a full one): dx_replaced (alert_id: raw alerts the run replaced or removed), dx_gone_members (account_id: members of the removed ones), dx_share_old (acct, share, n_in: the shares and payment counts of the accounts whose episodes or incoming money changed, before the change), alerts (the published alerts of the last run)
+-- outputs: dc_share(acct, pt_amt, in_amt, share); dc_core(acct); dc_busy(acct); dc_flip(acct); dc_scope(alert_id: the alerts judged: all in a full run); dc_struct_all(alert_id); dc_life_cand(account_id); dc_life(acct, pays_out); dc_life_ok(alert_id); dc_yielded(alert_id); dc_keep(alert_id: those of dc_scope kept); dc_sink_new(alert_id, account_id, paid_share: to store in detect_sink_paid); dc_members (the published members of dc_keep).
 -- param: share_min DOUBLE = 0.4  Smallest share of an account's incoming money that passed through it for the account to corroborate an alert.
 -- param: incremental BOOLEAN = false  Judge only the alerts whose inputs changed (dc_scope); every other published alert stays as it is. Exact only without life_corroborates, life_members and fans_yield (they read what this run does not follow); the runner judges everything when one is set.
 -- param: share_alone DOUBLE = 0.9  A pass-through alert needs no link when at least this share of all the account's incoming money passed through it (it does little else).
@@ -14,6 +14,7 @@
 -- param: path_core_min INTEGER = 2  Fewest pass-through mules of a chain or stacked alert: two ordinary people forwarding a small payment in a row happens, a path of accounts that mostly forward money does not.
 -- param: layer_min DOUBLE = 3  Fewest payees of a gather-scatter hub that are not of an innocent kind.
 -- param: innocent_kinds VARCHAR = business,merchant,utility,government,payroll,atm  Account kinds never listed as a sink or member.
+-- param: busy_in DOUBLE = 0  An account that received at least this many payments over its history and is no pass-through account (share under share_min) is commerce, a shop or an employer, and is not listed as a sink or member either; 0: off (the runner sets it only when no account is of an innocent kind).
 -- param: life_corroborates VARCHAR = none  Typologies whose alerts also need short-lived accounts: life_min of the members other than the hub, or the hub itself (none by default).
 -- param: fans_yield VARCHAR = none  Typologies (fan_in, fan_out) whose alert gives way when its hub is the source, sink or hub of a kept scatter-gather or gather-scatter alert inside the fan's time span and fans_yield_share of the fan's counterparties are its members: the layering explains them (none by default).
 -- param: fans_yield_share DOUBLE = 0.5  Share of a fan's counterparties that must belong to those layering alerts for the fan to give way.
@@ -32,12 +33,17 @@ FROM (SELECT acct, sum(in_amt) AS pt_amt FROM detect_pt_episodes GROUP BY acct) 
 JOIN detect_in_totals i ON i.acct = p.acct
 -- step: dc_core
 SELECT acct FROM dc_share WHERE share >= $share_min
+-- step: dc_busy
+-- Busy accounts that keep their money: paid busy_in times or more over their history and no pass-through account.
+SELECT acct FROM detect_in_totals WHERE $busy_in > 0 AND n_in >= $busy_in AND acct NOT IN (SELECT acct FROM dc_core)
 -- step: dc_flip
--- Accounts whose standing changed (corroborating: share_min, alone: share_alone): only the accounts whose
--- episodes or incoming money changed can (dx_share_old holds their share before the change).
+-- Accounts whose standing changed (corroborating: share_min, alone: share_alone, busy: busy_in): only the
+-- accounts whose episodes or incoming money changed can (dx_share_old holds their share and count before).
 SELECT o.acct FROM dx_share_old o LEFT JOIN dc_share s ON s.acct = o.acct
 WHERE coalesce(o.share >= $share_min, false) <> coalesce(s.share >= $share_min, false)
    OR coalesce(o.share >= $share_alone, false) <> coalesce(s.share >= $share_alone, false)
+   OR ($busy_in > 0 AND coalesce(o.n_in >= $busy_in, false) <> (o.acct IN (SELECT acct FROM detect_in_totals
+                                                                             WHERE n_in >= $busy_in)))
 -- step: dc_scope1
 -- The alerts whose own judgement can change: every raw alert in a full run; in an incremental one those the run
 -- replaced and those with a member whose standing changed (an alert is judged by its own members and evidence,
@@ -212,6 +218,7 @@ LEFT JOIN accounts ac ON ac.account_id = m.account_id
 WHERE m.alert_id IN (SELECT alert_id FROM dc_keep)
   AND (m.role IN ('mule', 'hub', 'source') OR ac.kind IS NULL
        OR lower(ac.kind) NOT IN (SELECT unnest(string_split($innocent_kinds, ','))))
+  AND (m.role IN ('mule', 'hub', 'source') OR m.account_id NOT IN (SELECT acct FROM dc_busy))
   AND (m.role = 'hub' OR m.typology NOT IN (SELECT unnest(string_split($life_members, ',')))
        OR m.account_id IN (SELECT acct FROM dc_life WHERE pays_out))
   AND (m.role <> 'sink' OR m.typology NOT IN (SELECT unnest(string_split($sink_checked, ',')))

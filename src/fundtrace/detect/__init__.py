@@ -890,7 +890,12 @@ def _ensure_raw(con) -> None:
             con.execute(f"CREATE TABLE {raw} AS SELECT * FROM {published}").fetchall()
     if "detect_in_totals" not in have:
         # no key: an index costs more to keep up (1.7 s per rebuild at 10 M) than the joins it would save
-        con.execute("CREATE TABLE detect_in_totals (acct UBIGINT, in_amt DECIMAL(38, 4))").fetchall()
+        con.execute("CREATE TABLE detect_in_totals (acct UBIGINT, in_amt DECIMAL(38, 4), n_in BIGINT)").fetchall()
+    elif not con.execute(
+        "SELECT 1 FROM duckdb_columns() WHERE table_name = 'detect_in_totals' AND column_name = 'n_in'"
+    ).fetchall():  # totals of an older workspace, without the counts: summed again by the next run
+        con.execute("ALTER TABLE detect_in_totals ADD COLUMN n_in BIGINT").fetchall()
+        con.execute("DELETE FROM detect_in_state").fetchall()
     if "detect_in_state" not in have:
         con.execute("CREATE TABLE detect_in_state (max_batch_id INTEGER)").fetchall()
     if "detect_last_pay" not in have:  # each account's last payment (epoch us); see _last_pay_ready
@@ -902,14 +907,15 @@ def _ensure_raw(con) -> None:
 
 
 def _in_totals_delta(con, max_batch: int, rebuild: bool) -> bool:
-    """``dx_in_new`` (acct, in_amt): the money each account received from another in the batches ``detect_in_totals``
-    does not include yet; False when the totals must be summed again from every payment instead."""
+    """``dx_in_new`` (acct, in_amt, n_in): the money and payments each account received from another in the
+    batches ``detect_in_totals`` does not include yet; False when the totals must be summed again instead."""
     rows = con.execute("SELECT max_batch_id FROM detect_in_state").fetchall()
     done = rows[0][0] if rows else None
     if rebuild or done is None or done > max_batch:
         return False
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE dx_in_new AS SELECT dst_id AS acct, sum(amount) AS in_amt FROM transactions "
+        "CREATE OR REPLACE TEMP TABLE dx_in_new AS SELECT dst_id AS acct, sum(amount) AS in_amt, count(*) AS n_in "
+        "FROM transactions "
         "WHERE src_id <> dst_id AND batch_id > $d AND batch_id <= $m GROUP BY dst_id",
         {"d": done, "m": max_batch},
     )
@@ -917,7 +923,7 @@ def _in_totals_delta(con, max_batch: int, rebuild: bool) -> bool:
 
 
 def _update_in_totals(con, max_batch: int, delta: bool) -> None:
-    """Bring ``detect_in_totals`` (money each account ever received from another account) up to ``max_batch``:
+    """Bring ``detect_in_totals`` (money and payments each account ever received from another) up to ``max_batch``:
     add ``dx_in_new`` (see :func:`_in_totals_delta`), or sum everything again when not ``delta``.
 
     Exact DECIMAL sums, so adding a batch's sums gives what summing everything again gives. The changed
@@ -928,17 +934,17 @@ def _update_in_totals(con, max_batch: int, delta: bool) -> None:
     if not delta:
         con.execute("DELETE FROM detect_in_totals")
         con.execute(
-            "INSERT INTO detect_in_totals SELECT dst_id, sum(amount) FROM transactions "
+            "INSERT INTO detect_in_totals SELECT dst_id, sum(amount), count(*) FROM transactions "
             "WHERE src_id <> dst_id AND batch_id <= $m GROUP BY dst_id",
             {"m": max_batch},
         )
     elif _one(con, "SELECT count(*) FROM dx_in_new"):
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE dx_in_sum AS SELECT n.acct, coalesce(t.in_amt, 0) + n.in_amt AS in_amt "
-            "FROM dx_in_new n LEFT JOIN detect_in_totals t ON t.acct = n.acct"
+            "CREATE OR REPLACE TEMP TABLE dx_in_sum AS SELECT n.acct, coalesce(t.in_amt, 0) + n.in_amt AS in_amt, "
+            "coalesce(t.n_in, 0) + n.n_in AS n_in FROM dx_in_new n LEFT JOIN detect_in_totals t ON t.acct = n.acct"
         )
         con.execute("DELETE FROM detect_in_totals WHERE acct IN (SELECT acct FROM dx_in_new)")
-        con.execute("INSERT INTO detect_in_totals SELECT acct, in_amt FROM dx_in_sum")
+        con.execute("INSERT INTO detect_in_totals SELECT acct, in_amt, n_in FROM dx_in_sum")
     con.execute("DELETE FROM detect_in_state")
     con.execute("INSERT INTO detect_in_state VALUES ($m)", {"m": max_batch})
 
@@ -1026,13 +1032,16 @@ def _store(ws, engine, settings: DetectSettings, plan: _Plan, results: list[_Res
 
 
 def _share_before(engine, judge_all: bool) -> None:
-    """``dx_share_old`` (acct, share): before this run's changes, the pass-through share (step ``dc_share`` of
-    ``queries/detect/corroborate.sql``, run here on the stored episodes and totals as they still are) of every
-    account whose episodes (the touched accounts, ``dx_touched``) or incoming money (``dx_in_new``) the run
-    changes, NULL when it has none; no other account's share can change. Empty when everything is judged again."""
+    """``dx_share_old`` (acct, share, n_in): before this run's changes, the pass-through share (step ``dc_share``
+    of ``queries/detect/corroborate.sql``, run here on the stored episodes and totals as they still are) and the
+    payments received of every account whose episodes (the touched accounts, ``dx_touched``) or incoming money
+    (``dx_in_new``) the run changes, NULL when it has none; no other account's share or count can change. Empty
+    when everything is judged again."""
     if judge_all:
         engine.materialise(
-            "dx_share_old", "SELECT CAST(NULL AS UBIGINT) AS acct, CAST(NULL AS DOUBLE) AS share WHERE false"
+            "dx_share_old",
+            "SELECT CAST(NULL AS UBIGINT) AS acct, CAST(NULL AS DOUBLE) AS share, CAST(NULL AS BIGINT) AS n_in "
+            "WHERE false",
         )
         return
     cand = "SELECT acct FROM dx_in_new"
@@ -1042,10 +1051,11 @@ def _share_before(engine, judge_all: bool) -> None:
     engine.materialise(
         "dx_share_old",
         f"""WITH c AS ({cand})
-            SELECT c.acct, s.share FROM c
+            SELECT c.acct, s.share, i.n_in FROM c
             LEFT JOIN (SELECT acct, share FROM (
 {share}
-                       ) WHERE acct IN (SELECT acct FROM c)) s ON s.acct = c.acct""",
+                       ) WHERE acct IN (SELECT acct FROM c)) s ON s.acct = c.acct
+            LEFT JOIN detect_in_totals i ON i.acct = c.acct""",
     )
 
 

@@ -95,11 +95,19 @@ def fit(con, settings: DetectSettings) -> tuple[DetectSettings, list[str]]:
             innocent_kinds=tuple(k for k in settings.innocent_kinds if k.lower() not in common),
             income_kinds=tuple(k for k in settings.income_kinds if k.lower() not in common),
         )
-    if not _any_of_kinds(con, settings.innocent_kinds):
+    if _any_of_kinds(con, settings.innocent_kinds):
+        settings = replace(settings, busy_in=0.0)  # the kinds tell commerce; behaviour only stands in for them
+    else:
+        busy = (
+            f"; accounts paid {settings.busy_in:,.0f} times or more that keep their money are taken for commerce "
+            "(busy_in)"
+            if settings.busy_in
+            else ""
+        )
         notes.append(
             "no account is of an innocent kind (" + (", ".join(settings.innocent_kinds) or "none left") + "): shops, "
-            "employers and cash machines cannot be told from mules, so expect false alarms among sinks and fan "
-            "members (load an accounts file with a kind column)"
+            "employers and cash machines cannot be told from mules by kind, so expect false alarms among sinks and "
+            f"fan members (load an accounts file with a kind column){busy}"
         )
     return settings, notes
 

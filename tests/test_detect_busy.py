@@ -1,0 +1,70 @@
+"""busy_in: without account kinds, an account paid many times that keeps its money is commerce, not a sink.
+
+A mule M forwards a victim's 5,000 to S (times in minutes after T0, tests/test_detect_helpers.py). S is paid by
+ordinary customers C0.. as well and keeps everything: with busy_in = 5 it is a shop once five or more payments
+reached it over its history, and is no longer listed as the pass-through alert's sink.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fundtrace.detect import DetectSettings, run
+from fundtrace.workspace import Workspace
+from test_detect_helpers import fill, full_state, incremental_state, snapshot
+
+MULE = [("v", 0, "V", "M", 5000), ("m", 30, "M", "S", 4900)]
+SETTINGS = DetectSettings(busy_in=5)
+
+
+def _customers(n: int, start: int = 0, minute: int = 600) -> list[tuple]:
+    return [(f"c{i}", minute + i, f"C{i}", "S", 20) for i in range(start, start + n)]
+
+
+def _members(ws: Workspace) -> set[tuple[str, str]]:
+    rows = ws.con.execute(
+        "SELECT m.account, m.role FROM alert_members m JOIN alerts a USING (alert_id) WHERE a.typology = 'pass_through'"
+    ).fetchall()
+    return set(rows)
+
+
+@pytest.mark.parametrize(
+    ("customers", "registry", "sink_listed"),
+    [
+        (3, None, True),  # four payments in: not busy
+        (4, None, False),  # five: a busy account that keeps its money, a shop
+        (40, None, False),
+        (40, {"X": "merchant"}, True),  # the registry names commerce by kind: behaviour does not stand in
+        (40, {"X": "personal"}, False),  # a registry without an innocent kind says nothing
+    ],
+)
+def test_busy_account_that_keeps_its_money_is_no_sink(tmp_path, customers, registry, sink_listed):
+    accounts = [{"account": a, "kind": k} for a, k in (registry or {}).items()]
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        fill(ws, MULE + _customers(customers), accounts=accounts)
+        result = run(ws, SETTINGS, full=True)
+        assert ("M", "mule") in _members(ws)
+        assert (("S", "sink") in _members(ws)) is sink_listed
+        assert any("busy_in" in n for n in result["notes"]) is (not registry or "merchant" not in registry.values())
+
+
+def test_a_sink_that_gets_busy_is_dropped_by_an_incremental_run(tmp_path):
+    """The fifth payment to S arrives in a later batch, four weeks later (no window of the alert reaches it, so the
+    alert is not recomputed): it is judged again and loses its sink, as in a full rerun."""
+    batches = [MULE + _customers(3), _customers(1, start=3, minute=40000), [("x", 40100, "Y", "Z", 50)]]
+    for upto in (2, 3):
+        full = full_state(tmp_path / f"full{upto}.duckdb", batches[:upto], SETTINGS)
+        incr, _ = incremental_state(tmp_path / f"incr{upto}.duckdb", batches[:upto], SETTINGS)
+        assert incr == full
+    with Workspace(tmp_path / "incr3.duckdb") as ws:
+        assert _members(ws) == {("V", "source"), ("M", "mule")}
+
+
+def test_a_busy_account_that_passes_money_through_stays(tmp_path):
+    """A busy mule (money out again) is no shop: its own alert and its sink stay."""
+    rows = MULE + _customers(6) + [("out", 700, "S", "K", 5000)]
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        fill(ws, rows)
+        run(ws, SETTINGS, full=True)
+        assert ("S", "sink") in _members(ws)
+        assert snapshot(ws)[0]
