@@ -68,3 +68,31 @@ def test_a_busy_account_that_passes_money_through_stays(tmp_path):
         run(ws, SETTINGS, full=True)
         assert ("S", "sink") in _members(ws)
         assert snapshot(ws)[0]
+
+
+# H is paid three times just under the 50,000 threshold (structuring), and by ordinary customers too
+STRUCTURED = [(f"s{i}", 60 * i, f"P{i}", "H", 48000) for i in range(3)]
+
+
+def _typologies(ws: Workspace) -> list[str]:
+    return [t for (t,) in ws.con.execute("SELECT typology FROM alerts ORDER BY 1").fetchall()]
+
+
+@pytest.mark.parametrize(
+    ("customers", "registry", "kept"),
+    [(1, None, True), (2, None, False), (2, {"X": "merchant"}, True)],  # five payments in: a busy hub
+)
+def test_an_alert_whose_hub_is_busy_and_keeps_its_money_is_commerce(tmp_path, customers, registry, kept):
+    rows = STRUCTURED + [(f"h{i}", 600 + i, f"C{i}", "H", 20) for i in range(customers)]
+    accounts = [{"account": a, "kind": k} for a, k in (registry or {}).items()]
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        fill(ws, rows, accounts=accounts)
+        run(ws, SETTINGS, full=True)
+        assert _typologies(ws) == (["structuring"] if kept else [])
+
+
+def test_a_hub_that_gets_busy_loses_its_alert_in_an_incremental_run(tmp_path):
+    batches = [STRUCTURED + [("h0", 600, "C0", "H", 20)], [("h1", 40000, "C1", "H", 20)]]
+    full = full_state(tmp_path / "full.duckdb", batches, SETTINGS)
+    incr, _ = incremental_state(tmp_path / "incr.duckdb", batches, SETTINGS)
+    assert incr == full and full[0] == []

@@ -14,7 +14,7 @@
 -- param: path_core_min INTEGER = 2  Fewest pass-through mules of a chain or stacked alert: two ordinary people forwarding a small payment in a row happens, a path of accounts that mostly forward money does not.
 -- param: layer_min DOUBLE = 3  Fewest payees of a gather-scatter hub that are not of an innocent kind.
 -- param: innocent_kinds VARCHAR = business,merchant,utility,government,payroll,atm  Account kinds never listed as a sink or member.
--- param: busy_in DOUBLE = 0  An account that received at least this many payments over its history and is no pass-through account (share under share_min) is commerce, a shop or an employer, and is not listed as a sink or member either; 0: off (the runner sets it only when no account is of an innocent kind).
+-- param: busy_in DOUBLE = 0  An account that received at least this many payments over its history and is no pass-through account (share under share_min) is commerce, a shop or an employer: not listed as a sink or member, not a gather-scatter payee, and an alert whose hub or mule it is is dropped; 0: off (the runner sets it only when no account is of an innocent kind).
 -- param: life_corroborates VARCHAR = none  Typologies whose alerts also need short-lived accounts: life_min of the members other than the hub, or the hub itself (none by default).
 -- param: fans_yield VARCHAR = none  Typologies (fan_in, fan_out) whose alert gives way when its hub is the source, sink or hub of a kept scatter-gather or gather-scatter alert inside the fan's time span and fans_yield_share of the fan's counterparties are its members: the layering explains them (none by default).
 -- param: fans_yield_share DOUBLE = 0.5  Share of a fan's counterparties that must belong to those layering alerts for the fan to give way.
@@ -104,24 +104,29 @@ HAVING (count(DISTINCT m.account_id) FILTER (WHERE m.role <> 'hub' AND l.pays_ou
         OR count(*) FILTER (WHERE m.role = 'sink') > 0)
 -- step: dc_struct
 -- Structural alerts (every typology but pass_through) of dc_scope that are kept. A gather-scatter hub must scatter
--- to layer_min payees that are not shops, utilities or other innocent kinds (paying bills is not scattering).
+-- to layer_min payees that are not shops, utilities or other innocent kinds (paying bills is not scattering), nor
+-- busy accounts that keep their money (dc_busy); an alert whose hub or mule is such a busy account is commerce (a
+-- shop's takings, a business paying its suppliers), as one of an innocent kind is dropped when stored.
 -- What the rules ask of an alert's members is counted in one pass over them (per).
 WITH per AS (
   SELECT m.alert_id,
-         count(DISTINCT m.account_id) FILTER (WHERE m.role = 'sink' AND (ac.kind IS NULL
+         count(DISTINCT m.account_id) FILTER (WHERE m.role = 'sink' AND b.acct IS NULL AND (ac.kind IS NULL
            OR lower(ac.kind) NOT IN (SELECT unnest(string_split($innocent_kinds, ','))))) AS payees,
          count(*) FILTER (WHERE m.role = 'hub' AND c.acct IS NOT NULL) > 0 AS hub_core,
          count(DISTINCT m.account_id) FILTER (WHERE m.role = 'mule') AS mules,
          count(DISTINCT m.account_id) FILTER (WHERE m.role = 'mule' AND c.acct IS NOT NULL) AS core_mules,
-         count(*) FILTER (WHERE m.role IN ('mule', 'hub', 'member') AND c.acct IS NOT NULL) > 0 AS any_core
+         count(*) FILTER (WHERE m.role IN ('mule', 'hub', 'member') AND c.acct IS NOT NULL) > 0 AS any_core,
+         count(*) FILTER (WHERE m.role IN ('mule', 'hub') AND b.acct IS NOT NULL) > 0 AS busy_hub
   FROM dc_scope_members m
   LEFT JOIN accounts ac ON ac.account_id = m.account_id
   LEFT JOIN dc_core c ON c.acct = m.account_id
+  LEFT JOIN dc_busy b ON b.acct = m.account_id
   WHERE m.typology <> 'pass_through'
   GROUP BY m.alert_id
 )
 SELECT a.alert_id FROM detect_raw_alerts a LEFT JOIN per p ON p.alert_id = a.alert_id
 WHERE a.typology <> 'pass_through' AND a.alert_id IN (SELECT alert_id FROM dc_scope)
+  AND NOT coalesce(p.busy_hub, false)
   AND (a.typology NOT IN (SELECT unnest(string_split($life_corroborates, ','))) OR a.alert_id IN (SELECT alert_id FROM dc_life_ok))
   AND (a.typology <> 'gather_scatter' OR coalesce(p.payees, 0) >= $layer_min)
   AND (a.typology NOT IN (SELECT unnest(string_split($corroborate, ',')))

@@ -77,9 +77,10 @@ class DetectSettings:
     kind_share_max: float = 0.5
     # Without kinds, behaviour: when no account is of an innocent kind (no registry, or one without kinds; fit.py
     # sets it to 0 otherwise), an account paid at least this many times over its history that is no pass-through
-    # account (share under share_min) is taken for commerce (a shop, an employer, a cash machine) and not listed
-    # as a sink or member. Six simulated worlds without kinds: precision 0.26-0.60 -> 0.62-0.87, recall -0.01 at
-    # most; 50 lost more recall on the 90-day world. 0: off.
+    # account (share under share_min) is taken for commerce (a shop, an employer, a cash machine): not listed as a
+    # sink or member, and an alert whose hub or mule it is is dropped (corroborate.sql). Six simulated worlds
+    # without kinds: precision 0.26-0.60 -> 0.68-0.90, recall -0.01 at most; 50 lost more recall on the 90-day
+    # world. 0: off.
     busy_in: float = 100.0
     skip_same_holder: bool = True  # transfers between two accounts of one holder are not evidence, unless:
     same_holder_onward: bool = True  # ... the money only transits the holder: in from others, out to others (dwell)
