@@ -1,6 +1,7 @@
-"""How the detector settings fit the workspace's data: the payments' time scale and the kinds that tell nothing.
+"""How the detector settings fit the workspace's data: the payments' time scale, the kinds that tell nothing,
+and behaviour (``busy_in``) standing in for commerce kinds when the registry has none.
 
-Both are read from the data at the start of every run, before the settings key is taken, so a change (a
+All are read from the data at the start of every run, before the settings key is taken, so a change (a
 batch with times of day, an accounts batch) makes the next run a full one like any changed setting.
 """
 
@@ -97,7 +98,7 @@ def fit(con, settings: DetectSettings) -> tuple[DetectSettings, list[str]]:
         )
     if _any_of_kinds(con, settings.innocent_kinds):
         settings = replace(settings, busy_in=0.0)  # the kinds tell commerce; behaviour only stands in for them
-    else:
+    elif con.execute("SELECT 1 FROM transactions LIMIT 1").fetchall():  # (nothing to warn about without payments)
         busy = (
             f"; accounts paid {settings.busy_in:,.0f} times or more that keep their money are taken for commerce "
             "(busy_in)"
