@@ -96,3 +96,19 @@ def test_a_hub_that_gets_busy_loses_its_alert_in_an_incremental_run(tmp_path):
     full = full_state(tmp_path / "full.duckdb", batches, SETTINGS)
     incr, _ = incremental_state(tmp_path / "incr.duckdb", batches, SETTINGS)
     assert incr == full and full[0] == []
+
+
+def test_totals_of_an_older_workspace_get_their_counts(tmp_path):
+    """detect_in_totals without n_in (a workspace detected before busy_in): the next run sums the totals again."""
+    batches = [MULE + _customers(3), _customers(1, start=3, minute=40000)]
+    full = full_state(tmp_path / "full.duckdb", batches, SETTINGS)
+
+    def drop_counts(ws):
+        ws.con.execute("ALTER TABLE detect_in_totals DROP COLUMN n_in").fetchall()
+
+    incr, _ = incremental_state(tmp_path / "incr.duckdb", batches, SETTINGS, before_last=drop_counts)
+    assert incr == full
+    with Workspace(tmp_path / "incr.duckdb") as ws:
+        assert ws.con.execute("SELECT n_in FROM detect_in_totals WHERE acct = account_key('b', 'S')").fetchall() == [
+            (5,)
+        ]
