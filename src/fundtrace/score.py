@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from fundtrace import queries
-from fundtrace.detect.fit import common_kinds, common_note
+from fundtrace.detect.fit import common_kinds, common_note, without
 from fundtrace.engine.duckdb import DuckDBEngine
 from fundtrace.errors import InputError, UsageError
 from fundtrace.schema import TRACE_RULES
@@ -210,9 +210,7 @@ def run(ws, settings: ScoreSettings | None = None, *, as_of: datetime | str | No
     if as_of is None:
         raise InputError("no transactions to score", hint="load transactions first with `fundtrace load`")
     common = common_kinds(con, settings.innocent_kinds, settings.kind_share_max)  # as detect: see detect/fit.py
-    settings = dataclasses.replace(
-        settings, innocent_kinds=tuple(k for k in settings.innocent_kinds if k.lower() not in common)
-    )
+    settings = dataclasses.replace(settings, innocent_kinds=without(settings.innocent_kinds, common))
     engine = DuckDBEngine(con)
     scored_at = datetime.now(UTC).replace(tzinfo=None)
     q = queries.get("account_scores")

@@ -42,22 +42,21 @@ def day_scale_reason(con) -> str | None:
     return f"the payments are stamped by day over {days:,} days" if days >= LONG_DAYS else None
 
 
-def common_kinds(con, kinds: tuple[str, ...], share_max: float) -> list[str]:
+def kind_counts(con) -> dict[str | None, int]:
+    """Accounts in the registry per lower-case kind (None: no kind)."""
+    return dict(con.execute("SELECT lower(kind), count(*) FROM accounts GROUP BY 1").fetchall())
+
+
+def common_kinds(con, kinds: tuple[str, ...], share_max: float, counts: dict | None = None) -> list[str]:
     """The ``kinds`` held by more than ``share_max`` of the registry's accounts and of the accounts that transact.
 
     A kind most accounts have says nothing about any one of them, so it cannot mark an account innocent. Both
     shares must be over: a registry that lists only the merchants is not a registry of merchants. The second,
-    a scan of every payment, is counted only for a kind over the first.
+    a scan of every payment, is counted only for a kind over the first. ``counts``: :func:`kind_counts`, when
+    the caller has it.
     """
-    wanted = sorted({k.lower() for k in kinds})
-    if not wanted:
-        return []
-    params = {"kinds": wanted, "share_max": share_max}
-    over = con.execute(
-        "SELECT k FROM (SELECT lower(kind) AS k, count(*) / sum(count(*)) OVER () AS share FROM accounts GROUP BY 1) "
-        "WHERE k IN (SELECT unnest($kinds)) AND share > $share_max",
-        params,
-    ).fetchall()
+    counts = kind_counts(con) if counts is None else counts
+    over = sorted(k for k in {k.lower() for k in kinds} if counts.get(k, 0) > share_max * sum(counts.values()))
     if not over:
         return []
     rows = con.execute(
@@ -65,9 +64,14 @@ def common_kinds(con, kinds: tuple[str, ...], share_max: float) -> list[str]:
         "SELECT lower(a.kind) AS k FROM accounts a WHERE lower(a.kind) IN (SELECT unnest($kinds)) "
         "AND a.account_id IN (SELECT id FROM active) GROUP BY 1 "
         "HAVING count(*) > $share_max * (SELECT count(*) FROM active) ORDER BY 1",
-        {"kinds": [k for (k,) in over], "share_max": share_max},
+        {"kinds": over, "share_max": share_max},
     ).fetchall()
     return [k for (k,) in rows]
+
+
+def without(kinds: tuple[str, ...], common: list[str]) -> tuple[str, ...]:
+    """``kinds`` but those :func:`common_kinds` found (compared in lower case)."""
+    return tuple(k for k in kinds if k.lower() not in common)
 
 
 def common_note(common: list[str], share_max: float) -> str:
@@ -88,15 +92,16 @@ def fit(con, settings: DetectSettings) -> tuple[DetectSettings, list[str]]:
         settings = settings.for_days()
     elif settings.scale == "auto":
         settings = replace(settings, scale="hours")
-    common = common_kinds(con, settings.innocent_kinds + settings.income_kinds, settings.kind_share_max)
+    counts = kind_counts(con)
+    common = common_kinds(con, settings.innocent_kinds + settings.income_kinds, settings.kind_share_max, counts)
     if common:
         notes.append(common_note(common, settings.kind_share_max))
         settings = replace(
             settings,
-            innocent_kinds=tuple(k for k in settings.innocent_kinds if k.lower() not in common),
-            income_kinds=tuple(k for k in settings.income_kinds if k.lower() not in common),
+            innocent_kinds=without(settings.innocent_kinds, common),
+            income_kinds=without(settings.income_kinds, common),
         )
-    if _any_of_kinds(con, settings.innocent_kinds):
+    if any(counts.get(k.lower()) for k in settings.innocent_kinds):
         settings = replace(settings, busy_in=0.0)  # the kinds tell commerce; behaviour only stands in for them
     elif con.execute("SELECT 1 FROM transactions LIMIT 1").fetchall():  # (nothing to warn about without payments)
         busy = (
@@ -111,13 +116,3 @@ def fit(con, settings: DetectSettings) -> tuple[DetectSettings, list[str]]:
             f"fan members (load an accounts file with a kind column){busy}"
         )
     return settings, notes
-
-
-def _any_of_kinds(con, kinds: tuple[str, ...]) -> bool:
-    wanted = sorted({k.lower() for k in kinds})
-    return bool(
-        wanted
-        and con.execute(
-            "SELECT 1 FROM accounts WHERE lower(kind) IN (SELECT unnest($kinds)) LIMIT 1", {"kinds": wanted}
-        ).fetchall()
-    )
