@@ -1,7 +1,7 @@
 -- name: detect_corroborate
 -- kind: detect
 -- description: Corroboration of the raw alerts before they are published: an alert of a corroborated typology is kept only when one of its mules, hubs or members is a pass-through account over its whole history (a pass-through alert, in addition, a link to another such account or to a kept structural alert) (most of the money it ever received left again within the dwell window: the share of pass-through episodes in all its incoming money). Normal people forward money now and then (a salary to rent, a shared bill); a mule does little else. Terminals, merchants and other innocent kinds are not listed as sinks or members (the money left the system there; the payment stays in the evidence).
--- inputs: detect_raw_alerts, detect_raw_members, detect_raw_evidence, detect_pt_episodes, detect_in_totals (acct, in_amt, n_in: money and payments received from other accounts, all time), detect_sink_paid (alert_id, account_id, paid_share: the sinks' paid shares computed by earlier runs), transactions (evidence amounts; account life), accounts; for an incremental run (empty in a full one): dx_replaced (alert_id: raw alerts the run replaced or removed), dx_gone_members (account_id: members of the removed ones), dx_share_old (acct, share, n_in: the shares and payment counts of the accounts whose episodes or incoming money changed, before the change), alerts (the published alerts of the last run)
+-- inputs: detect_raw_alerts, detect_raw_members, detect_raw_evidence, detect_pt_episodes, detect_in_totals (acct, in_amt, n_in: money and payments received from other accounts, all time), detect_sink_paid (alert_id, account_id, paid_share: the sinks' paid shares computed by earlier runs), transactions (evidence amounts; account life), detect_fx (currency, rate: amounts in one currency, as prep), accounts; for an incremental run (empty in a full one): dx_replaced (alert_id: raw alerts the run replaced or removed), dx_gone_members (account_id: members of the removed ones), dx_share_old (acct, share, n_in: the shares and payment counts of the accounts whose episodes or incoming money changed, before the change), alerts (the published alerts of the last run)
 -- outputs: dc_share(acct, pt_amt, in_amt, share); dc_core(acct); dc_busy(acct); dc_flip(acct); dc_scope(alert_id: the alerts judged: all in a full run); dc_struct_all(alert_id); dc_life_cand(account_id); dc_life(acct, pays_out); dc_life_ok(alert_id); dc_yielded(alert_id); dc_keep(alert_id: those of dc_scope kept); dc_sink_new(alert_id, account_id, paid_share: to store in detect_sink_paid); dc_members (the published members of dc_keep).
 -- param: share_min DOUBLE = 0.4  Smallest share of an account's incoming money that passed through it for the account to corroborate an alert.
 -- param: incremental BOOLEAN = false  Judge only the alerts whose inputs changed (dc_scope); every other published alert stays as it is. Exact only without life_corroborates, life_members and fans_yield (they read what this run does not follow); the runner judges everything when one is set.
@@ -193,7 +193,8 @@ WHERE s.role = 'sink' AND s.alert_id IN (SELECT alert_id FROM dc_keep)
 -- string cost ~5x more): to one of those sinks from a mule or hub of one of those alerts, at or after the
 -- earliest such alert's start (an alert's payments all come at or after its start_ts; transactions loaded in
 -- time order skip the rest).
-SELECT txn_id, src_id, dst_id, amount FROM transactions
+SELECT x.txn_id, x.src_id, x.dst_id, CAST(x.amount AS DOUBLE) * coalesce(fx.rate, 1.0) AS amount
+FROM transactions x LEFT JOIN detect_fx fx ON fx.currency = x.currency
 WHERE ts >= (SELECT min(start_ts) FROM dc_sink_todo)
   AND dst_id IN (SELECT account_id FROM dc_sink_todo)
   AND src_id IN (SELECT o.account_id FROM dc_scope_members o
@@ -201,7 +202,7 @@ WHERE ts >= (SELECT min(start_ts) FROM dc_sink_todo)
 -- step: dc_sink_new
 -- What each of those sinks received from the alert's mules and hubs, as a share of the alert's money (NULL:
 -- nothing; stored too, so that the alert is not looked up again).
-SELECT t.alert_id, t.account_id, sum(CAST(p.amount AS DOUBLE)) / max(t.amount) AS paid_share
+SELECT t.alert_id, t.account_id, sum(p.amount) / max(t.amount) AS paid_share
 FROM dc_sink_todo t
 LEFT JOIN (
   SELECT e.alert_id, x.dst_id, x.amount FROM detect_raw_evidence e

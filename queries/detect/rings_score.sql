@@ -1,7 +1,7 @@
 -- name: rings_score
 -- kind: detect
 -- description: Score each connected component of the account-identifier graph as a card-farm ring and collect its members, shared identifiers and a sample of its transactions.
--- inputs: rg_cc(node, component) from connected components over rg_edges; rg_accounts, rg_linked (rings_graph); accounts, transactions
+-- inputs: rg_cc(node, component) from connected components over rg_edges; rg_accounts, rg_linked (rings_graph); accounts, transactions, detect_fx
 -- outputs: rs_rings(ring, n_accounts, n_banks, n_holders, n_kinds, n_identifiers, first_opened, last_opened, s_link, s_kinds, s_banks, s_opened, holder_factor, score, start_ts, end_ts, amount, n_txns), rs_out_members(ring, account_id, bank, account), rs_out_shared(ring, kind, value, n_accounts, weight), rs_out_evidence(ring, txn_id)
 -- param: min_ring_size INTEGER = 3  Fewest accounts a component needs to be a ring.
 -- param: max_ring_size INTEGER = 200  Components with more accounts are meshes of ordinary sharing, not one farm, and are skipped.
@@ -102,14 +102,16 @@ FROM rs_members AS m
 JOIN rs_scored AS r ON r.ring = m.ring
 WHERE r.score >= $min_score
 -- step: rs_txns
--- Transactions into (incoming = 1) or out of a reported ring's members.
-SELECT m.ring, t.txn_id, t.ts, t.amount, 1 AS incoming
+-- Transactions into (incoming = 1) or out of a reported ring's members (amounts in one currency, detect_fx).
+SELECT m.ring, t.txn_id, t.ts, CASE WHEN fx.rate IS NULL THEN t.amount ELSE CAST(CAST(t.amount AS DOUBLE) * fx.rate AS DECIMAL(38, 4)) END AS amount, 1 AS incoming
 FROM transactions AS t
 JOIN rs_out_members AS m ON t.dst_id = m.account_id
+LEFT JOIN detect_fx AS fx ON fx.currency = t.currency
 UNION ALL
-SELECT m.ring, t.txn_id, t.ts, t.amount, 0 AS incoming
+SELECT m.ring, t.txn_id, t.ts, CASE WHEN fx.rate IS NULL THEN t.amount ELSE CAST(CAST(t.amount AS DOUBLE) * fx.rate AS DECIMAL(38, 4)) END, 0 AS incoming
 FROM transactions AS t
 JOIN rs_out_members AS m ON t.src_id = m.account_id
+LEFT JOIN detect_fx AS fx ON fx.currency = t.currency
 -- step: rs_activity
 SELECT ring, min(ts) AS start_ts, max(ts) AS end_ts, count(DISTINCT txn_id) AS n_txns,
        sum(CASE WHEN incoming = 1 THEN amount END) AS amount

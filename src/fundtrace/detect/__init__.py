@@ -59,7 +59,7 @@ from fundtrace.detect import scopes
 from fundtrace.detect.base import Detection, alert_id_sql, collect, concat, fill_names, params_for
 from fundtrace.detect.cycle_scope import cycles_scope
 from fundtrace.detect.fit import fit
-from fundtrace.detect.settings import DetectSettings
+from fundtrace.detect.settings import DetectSettings, fx_rate
 from fundtrace.detect.sqlfamilies import (
     _ensure_episode_payments,
     _ensure_pass_through,
@@ -339,6 +339,7 @@ def run(
     engine.names_later = True
     _drop_scratch(ws.con)
     _ensure_raw(ws.con)
+    _store_fx(ws, settings)
     old_limit = ws.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     ws.con.execute(f"SET memory_limit = '{settings.memory_limit}'")  # validated: digits and a unit
     clock = _Clock()
@@ -878,6 +879,17 @@ _RAW = (
 )
 
 
+def _store_fx(ws, settings: DetectSettings) -> None:
+    """``detect_fx``: the rates this run compares amounts at (``settings.fx``), read wherever an amount is."""
+    rates = sorted(fx_rate(e) for e in settings.fx)
+    if rates == [tuple(r) for r in ws.con.execute("SELECT currency, rate FROM detect_fx ORDER BY 1").fetchall()]:
+        return
+    with ws.transaction() as con:
+        con.execute("DELETE FROM detect_fx")
+        if rates:
+            con.executemany("INSERT INTO detect_fx VALUES (?, ?)", rates)
+
+
 def _ensure_raw(con) -> None:
     """Create the raw alert tables (every alert found, before corroboration) and the per-account incoming
     totals (with the newest batch they include); migration 0005 made the stored episodes and hops.
@@ -906,6 +918,14 @@ def _ensure_raw(con) -> None:
         con.execute("CREATE TABLE detect_sink_paid (alert_id VARCHAR, account_id UBIGINT, paid_share DOUBLE)")
 
 
+# The money an account received, in the currency detection compares amounts in (detect_fx), each payment rounded as
+# stored: exact DECIMAL sums, so adding a batch's sums gives what summing everything again gives.
+_IN_AMOUNT = (
+    "CASE WHEN fx.rate IS NULL THEN x.amount ELSE CAST(CAST(x.amount AS DOUBLE) * fx.rate AS DECIMAL(38, 4)) END"
+)
+_IN_PAYMENTS = "transactions x LEFT JOIN detect_fx fx ON fx.currency = x.currency WHERE x.src_id <> x.dst_id"
+
+
 def _in_totals_delta(con, max_batch: int, rebuild: bool) -> bool:
     """``dx_in_new`` (acct, in_amt, n_in): the money and payments each account received from another in the
     batches ``detect_in_totals`` does not include yet; False when the totals must be summed again instead."""
@@ -914,9 +934,8 @@ def _in_totals_delta(con, max_batch: int, rebuild: bool) -> bool:
     if rebuild or done is None or done > max_batch:
         return False
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE dx_in_new AS SELECT dst_id AS acct, sum(amount) AS in_amt, count(*) AS n_in "
-        "FROM transactions "
-        "WHERE src_id <> dst_id AND batch_id > $d AND batch_id <= $m GROUP BY dst_id",
+        f"CREATE OR REPLACE TEMP TABLE dx_in_new AS SELECT dst_id AS acct, sum({_IN_AMOUNT}) AS in_amt, "
+        f"count(*) AS n_in FROM {_IN_PAYMENTS} AND batch_id > $d AND batch_id <= $m GROUP BY dst_id",
         {"d": done, "m": max_batch},
     )
     return True
@@ -934,8 +953,8 @@ def _update_in_totals(con, max_batch: int, delta: bool) -> None:
     if not delta:
         con.execute("DELETE FROM detect_in_totals")
         con.execute(
-            "INSERT INTO detect_in_totals SELECT dst_id, sum(amount), count(*) FROM transactions "
-            "WHERE src_id <> dst_id AND batch_id <= $m GROUP BY dst_id",
+            f"INSERT INTO detect_in_totals SELECT dst_id, sum({_IN_AMOUNT}), count(*) FROM {_IN_PAYMENTS} "
+            "AND batch_id <= $m GROUP BY dst_id",
             {"m": max_batch},
         )
     elif _one(con, "SELECT count(*) FROM dx_in_new"):

@@ -1,5 +1,6 @@
 """How the detector settings fit the workspace's data: the payments' time scale, the kinds that tell nothing,
-and behaviour (``busy_in``) standing in for commerce kinds when the registry has none.
+behaviour (``busy_in``) standing in for commerce kinds when the registry has none, and the exchange rates
+that put amounts paid in several currencies into one (``fx``).
 
 All are read from the data at the start of every run, before the settings key is taken, so a change (a
 batch with times of day, an accounts batch) makes the next run a full one like any changed setting.
@@ -7,9 +8,10 @@ batch with times of day, an accounts batch) makes the next run a full one like a
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
-from fundtrace.detect.settings import DetectSettings
+from fundtrace.detect.settings import DetectSettings, fx_rate
 
 DAY_US = 86_400_000_000
 LONG_DAYS = 180  # patterns over months need payments over months (DAY_SCALE's fan buckets are 200 days)
@@ -82,6 +84,59 @@ def common_note(common: list[str], share_max: float) -> str:
     )
 
 
+FX_DIGITS = 4  # significant digits of a derived rate: a batch that moves the rates less keeps the settings key
+
+
+def derived_fx(con) -> tuple[str, ...]:
+    """Exchange rates from what the payments themselves tell (``fx_pairs``), as ``fx`` entries; () when the
+    payments are all in one currency or nothing tells a rate.
+
+    The currency of the most payments counts 1. Each pair of currencies seen paid in one and received in the
+    other gives ln(value of one unit of the first / of the second), averaged over its payments in both
+    directions; the rates follow from the base along the pairs seen most often (a maximum spanning tree), so a
+    rarely seen pair cannot override a well-attested path. Rounded to FX_DIGITS significant digits.
+    """
+    pairs = con.execute("SELECT paid, received, sum(n), sum(sum_log) FROM fx_pairs GROUP BY 1, 2").fetchall()
+    if not pairs:
+        return ()
+    paid = con.execute("SELECT currency, count(*) AS n FROM transactions GROUP BY 1 ORDER BY n DESC, 1").fetchall()
+    if len(paid) < 2:
+        return ()
+    edges: dict[tuple[str, str], list[float]] = {}  # (a, b), a < b: [payments, sum of ln(unit a / unit b)]
+    for a, b, n, sum_log in pairs:  # received = paid * unit(a) / unit(b)
+        key, sign = ((a, b), 1.0) if a < b else ((b, a), -1.0)
+        edge = edges.setdefault(key, [0, 0.0])
+        edge[0] += n
+        edge[1] += sign * sum_log
+    log_unit = {paid[0][0]: 0.0}
+    while True:
+        reach = [(n, a, b, s) for (a, b), (n, s) in edges.items() if (a in log_unit) != (b in log_unit)]
+        if not reach:
+            break
+        n, a, b, s = max(reach)
+        if a in log_unit:
+            log_unit[b] = log_unit[a] - s / n
+        else:
+            log_unit[a] = log_unit[b] + s / n
+    return tuple(f"{c}={math.exp(v):.{FX_DIGITS}g}" for c, v in sorted(log_unit.items()))
+
+
+def fx_notes(con, fx: tuple[str, ...], derived: bool) -> list[str]:
+    """What ``fx`` does to the amounts, in plain sentences (the currencies paid in that it gives no rate)."""
+    rates = dict(fx_rate(e) for e in fx)
+    base = [c for c, r in rates.items() if r == 1]
+    paid = [c for (c,) in con.execute("SELECT DISTINCT currency FROM transactions ORDER BY 1").fetchall()]
+    missing = [c for c in paid if c not in rates]
+    notes = [
+        f"amounts are compared in {base[0] if len(base) == 1 else 'one currency'}, at the rates "
+        + ("the payments tell" if derived else "set")
+        + f" ({', '.join(fx)}; fx)"
+    ]
+    if missing:
+        notes.append(f"no rate for {', '.join(missing)}: those amounts are compared as paid (fx)")
+    return notes
+
+
 def fit(con, settings: DetectSettings) -> tuple[DetectSettings, list[str]]:
     """``settings`` fitted to the data, and one plain sentence for each thing that changed."""
     notes = []
@@ -92,6 +147,11 @@ def fit(con, settings: DetectSettings) -> tuple[DetectSettings, list[str]]:
         settings = settings.for_days()
     elif settings.scale == "auto":
         settings = replace(settings, scale="hours")
+    derived = not settings.fx
+    if derived:
+        settings = replace(settings, fx=derived_fx(con))
+    if settings.fx:
+        notes += fx_notes(con, settings.fx, derived)
     counts = kind_counts(con)
     common = common_kinds(con, settings.innocent_kinds + settings.income_kinds, settings.kind_share_max, counts)
     if common:

@@ -62,6 +62,16 @@ DAY_SCALE: dict[str, object] = {
 }
 
 
+def fx_rate(entry: str) -> tuple[str, float] | None:
+    """``("USD", 7.1)`` from an ``fx`` entry ``"USD=7.1"``; None when it is not one (a code and a positive rate)."""
+    code, _, value = entry.partition("=")
+    try:
+        rate = float(value)
+    except ValueError:
+        return None
+    return (code.strip().upper(), rate) if code.strip() and math.isfinite(rate) and rate > 0 else None
+
+
 @dataclass(frozen=True)
 class DetectSettings:
     """Windows (hours unless named *_days), thresholds and caps of every detector."""
@@ -82,6 +92,10 @@ class DetectSettings:
     # without kinds: precision 0.26-0.60 -> 0.68-0.90, recall -0.01 at most; 50 lost more recall on the 90-day
     # world. 0: off.
     busy_in: float = 100.0
+    # Exchange rates, "CODE=value" (the value of one unit of CODE in the currency detection counts in, whose own
+    # entry is "=1"): amounts are compared in one currency. Empty: derived by fit.py from the rates the data
+    # itself tells (fx_pairs: AMLworld gives each payment as paid and as received); none known, as paid.
+    fx: tuple[str, ...] = ()
     skip_same_holder: bool = True  # transfers between two accounts of one holder are not evidence, unless:
     same_holder_onward: bool = True  # ... the money only transits the holder: in from others, out to others (dwell)
     innocent_kinds: tuple[str, ...] = ("business", "merchant", "utility", "government", "payroll", "atm")
@@ -200,6 +214,8 @@ class DetectSettings:
             problems.append(("busy_in", "must be at least 0 (0: off)"))
         if not 0 < self.kind_share_max <= 1:
             problems.append(("kind_share_max", "must be greater than 0 and at most 1"))
+        if any(fx_rate(e) is None for e in self.fx):
+            problems.append(("fx", 'entries must be "CODE=value" with a value greater than 0, e.g. "USD=1"'))
         if self.scale not in SCALES:
             problems.append(("scale", f"must be one of {', '.join(SCALES)}"))
         for name in ("max_hops", "cycle_max_len"):

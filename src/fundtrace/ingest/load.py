@@ -372,6 +372,7 @@ def _select_sql(plan: _Plan, settings: LoadSettings, *, raw_for_all: bool = Fals
         )
         out[0] = f"coalesce(ft__v_txn_id, '{DERIVED_PREFIX}' || substr(md5({content}), 1, 20)) AS txn_id"
     out += [f"{expr} AS {ident('label_' + name)}" for name, expr in mapping.labels.items()]
+    out += [f"{expr} AS {ident('received_' + name)}" for name, expr in mapping.received.items()]
     raw = (
         f"concat_ws({literal(plan.delimiter or ',')}, "
         + ", ".join(f"coalesce(CAST({ident(c)} AS VARCHAR), '')" for c in plan.source_columns)
@@ -422,17 +423,42 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, plan: _Plan, settings: LoadSett
             params,
         ).fetchall()
         failed = con.execute(f"DELETE FROM {table} WHERE batch_id = $b", {"b": -batch_id}).fetchall()[0][0]
-        if plan.mapping.labels and kind.name == "transactions":
-            alert = "CAST(label_alert_id AS VARCHAR)" if "alert_id" in plan.mapping.labels else "NULL"
-            con.execute(
-                "INSERT INTO labels (source, entity, txn_id, is_fraud, alert_id, batch_id) "
-                f"SELECT $profile, 'transaction', txn_id, coalesce(label_is_fraud, false), {alert}, $batch_id "
-                f"FROM ({select}) WHERE problem IS NULL",
-                params | {"profile": plan.profile},
-            ).fetchall()
+        if kind.name == "transactions":
+            _insert_extras(con, plan, select, batch_id)
     except duckdb.Error as exc:
         raise InputError(f"{plan.file.path}: {_first_line(exc)}") from None
     return failed
+
+
+def _insert_extras(con: duckdb.DuckDBPyConnection, plan: _Plan, select: str, batch_id: int) -> None:
+    """What a profile reads beside the payments, from the rows that passed every check, in one more pass over
+    the source: its labels (``labels``) and the exchange rates its received amounts tell (``fx_pairs``)."""
+    mapping = plan.mapping
+    if not (mapping.labels or mapping.received):
+        return
+    cols = ["txn_id", "amount", "currency"] + [ident(f"label_{n}") for n in mapping.labels]
+    cols += [ident(f"received_{n}") for n in mapping.received]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE ft_extras AS SELECT {', '.join(cols)} FROM ({select}) WHERE problem IS NULL",
+        plan.params,
+    ).fetchall()
+    if mapping.labels:
+        alert = "CAST(label_alert_id AS VARCHAR)" if "alert_id" in mapping.labels else "NULL"
+        con.execute(
+            "INSERT INTO labels (source, entity, txn_id, is_fraud, alert_id, batch_id) "
+            f"SELECT $profile, 'transaction', txn_id, coalesce(label_is_fraud, false), {alert}, $batch_id "
+            "FROM ft_extras",
+            {"profile": plan.profile, "batch_id": batch_id},
+        ).fetchall()
+    if mapping.received:  # a received amount that is no positive finite number tells no rate
+        con.execute(
+            "INSERT INTO fx_pairs SELECT $batch_id, currency, received_currency, count(*), "
+            "sum(ln(received_amount / CAST(amount AS DOUBLE))) FROM ft_extras "
+            "WHERE received_currency IS NOT NULL AND received_currency <> currency "
+            "AND received_amount > 0 AND isfinite(received_amount) GROUP BY currency, received_currency",
+            {"batch_id": batch_id},
+        ).fetchall()
+    con.execute("DROP TABLE ft_extras").fetchall()
 
 
 def _structural_rejects(con: duckdb.DuckDBPyConnection, f: InputFile) -> list[dict]:

@@ -29,6 +29,9 @@ class Mapping:
     columns: dict[str, str]  # native column -> SQL expression over source columns
     requires: tuple[str, ...]  # source columns that must be present
     labels: dict[str, str] = field(default_factory=dict)  # is_fraud, alert_id, typology -> SQL
+    # the amount as received and its currency, when the source gives them beside the amount paid: each
+    # payment received in another currency tells an exchange rate (fx_pairs, see migrations/0007_fx.sql)
+    received: dict[str, str] = field(default_factory=dict)  # amount, currency -> SQL
 
 
 AMLSIM_BANK = "amlsim"
@@ -162,11 +165,16 @@ PROFILES: dict[str, dict[str, Mapping]] = {
                 "To Bank",
                 "Account_1",
                 "Amount Paid",
+                "Amount Received",
                 "Payment Currency",
                 "Receiving Currency",
                 "Payment Format",
             ),
             labels={"is_fraud": f"CAST({ident('Is Laundering')} AS VARCHAR) IN ('1', 'true', 'True')"},
+            received={
+                "amount": f"TRY_CAST({ident('Amount Received')} AS DOUBLE)",
+                "currency": _case(ident("Receiving Currency"), AMLWORLD_CURRENCIES),
+            },
         ),
         "accounts": Mapping(
             columns={
