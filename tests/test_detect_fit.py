@@ -143,3 +143,33 @@ def test_a_registry_without_innocent_kinds_is_named(tmp_path, registry, warned):
         )
         _, notes = fit(ws.con, DetectSettings())
     assert any("cannot be told from mules" in n for n in notes) is warned
+
+
+def _burst(ws, opened: dict[str, str]) -> dict:
+    """Account N moves twelve payments on the day it opened; ``opened``: the registry's opening times."""
+    rows = [
+        (f"p{i}", datetime(2024, 3, 1, 9, i), "N" if i % 2 else f"C{i}", f"C{i}" if i % 2 else "N", 500)
+        for i in range(12)
+    ]
+    rows.append(("bg", datetime(2024, 2, 20), "P", "Q", 50))
+    fill(ws, rows, accounts=[{"account": a, "opened_at": datetime.fromisoformat(t)} for a, t in opened.items()])
+    return run(ws, full=True)
+
+
+def test_an_opening_time_most_accounts_share_is_no_opening(tmp_path):
+    """AMLSim opens every account at day 0, a bank migrating its registry dates every account the same day: no
+    account is new then. A registry that lists only the new account is not such a load."""
+    everyone = {a: "2024-03-01 09:00" for a in ["N", "P", "Q"] + [f"C{i}" for i in range(0, 12, 2)]}
+    with Workspace(tmp_path / "a.duckdb") as ws:
+        result = _burst(ws, everyone)
+        assert "new_account_burst" not in result["alerts"]
+        assert any("9 of the accounts that transact opened at 2024-03-01 09:00:00" in n for n in result["notes"])
+        assert fit(ws.con, DetectSettings())[0].not_openings == ("2024-03-01 09:00:00.000000",)
+    with Workspace(tmp_path / "b.duckdb") as ws:
+        result = _burst(ws, {"N": "2024-03-01 09:00"})
+        assert result["alerts"].get("new_account_burst") == 1
+        assert not any("opened at" in n for n in result["notes"])
+    with Workspace(tmp_path / "c.duckdb") as ws:  # set by hand
+        fill(ws, _at("2024-03-01 08:00"))
+        assert run(ws, DetectSettings(not_openings=("2024-03-01 09:00:00",)), full=True)["mode"] == "full"
+    assert [f for f, _ in DetectSettings(not_openings=("yesterday",)).validate()] == ["not_openings"]

@@ -6,6 +6,7 @@
 -- param: burst_hours DOUBLE = 72  How long after opening an account counts as new.
 -- param: burst_min_txns DOUBLE = 10  Fewest payments in or out within the window that make a burst.
 -- param: burst_min_amount DOUBLE = 50000  ... or the least money in plus out within the window that makes a burst.
+-- param: not_openings VARCHAR = none  Comma-separated opening times that are none (a registry loaded or migrated in bulk, AMLSim's day 0: see opened_share_max in fundtrace.detect.fit): no account counts as opened then.
 -- step: nb_open
 -- Accounts active in the window whose opening time the registry gives, opened while the workspace was watching
 -- (a first payment alone does not say when an account was opened).
@@ -13,6 +14,8 @@
 SELECT ac.account_id AS acct, epoch_us(ac.opened_at) AS opened_t
 FROM accounts ac
 WHERE ac.opened_at IS NOT NULL AND ac.opened_at >= (SELECT min(ts) FROM transactions)
+  AND ac.opened_at NOT IN (SELECT CAST(x AS TIMESTAMP) FROM (SELECT unnest(string_split($not_openings, ',')) AS x)
+                           WHERE x NOT IN ('', 'none'))
 -- step: nb_hits
 SELECT o.acct, o.opened_t, count(*) AS n, sum(x.amt) AS amt, min(x.t) AS first_t, max(x.t) AS last_t,
        list(x.txn_id ORDER BY x.txn_id) AS txns, list(DISTINCT x.cp) AS cps

@@ -137,6 +137,30 @@ def fx_notes(con, fx: tuple[str, ...], derived: bool) -> list[str]:
     return notes
 
 
+def bulk_openings(con, share_max: float, total: int) -> list[tuple[str, int]]:
+    """Opening times held by more than ``share_max`` of the registry's ``total`` accounts and of the accounts that
+    transact, with how many accounts each: the dates a registry was loaded or migrated in bulk, not openings.
+
+    Both shares must be over, as for the kinds (:func:`common_kinds`): a registry that lists only the accounts
+    opened in a burst is not a bulk load. The second, a scan of every payment, is counted only for a time over
+    the first.
+    """
+    over = con.execute(
+        "SELECT opened_at, count(*) FROM accounts WHERE opened_at IS NOT NULL GROUP BY 1 HAVING count(*) > $m",
+        {"m": share_max * total},
+    ).fetchall()
+    if not over:
+        return []
+    rows = con.execute(
+        "WITH active AS (SELECT src_id AS id FROM transactions UNION SELECT dst_id FROM transactions) "
+        "SELECT strftime(a.opened_at, '%Y-%m-%d %H:%M:%S.%f') AS t, count(*) FROM accounts a "
+        "WHERE a.opened_at IN (SELECT unnest($times)) AND a.account_id IN (SELECT id FROM active) GROUP BY 1 "
+        "HAVING count(*) > $share_max * (SELECT count(*) FROM active) ORDER BY 1",
+        {"times": [t for t, _ in over], "share_max": share_max},
+    ).fetchall()
+    return [(t, n) for t, n in rows]
+
+
 def fit(con, settings: DetectSettings) -> tuple[DetectSettings, list[str]]:
     """``settings`` fitted to the data, and one plain sentence for each thing that changed."""
     notes = []
@@ -153,6 +177,14 @@ def fit(con, settings: DetectSettings) -> tuple[DetectSettings, list[str]]:
     if settings.fx:
         notes += fx_notes(con, settings.fx, derived)
     counts = kind_counts(con)
+    bulk = bulk_openings(con, settings.opened_share_max, sum(counts.values()))
+    if bulk:
+        notes += [
+            f"{n:,} of the accounts that transact opened at {t[:19]}: a registry loaded in bulk, not their opening, "
+            "so no account counts as new then (opened_share_max)"
+            for t, n in bulk
+        ]
+        settings = replace(settings, not_openings=tuple(sorted({*settings.not_openings, *(t for t, _ in bulk)})))
     common = common_kinds(con, settings.innocent_kinds + settings.income_kinds, settings.kind_share_max, counts)
     if common:
         notes.append(common_note(common, settings.kind_share_max))
