@@ -114,3 +114,23 @@ def test_rejects_bad_arguments() -> None:
         connected_components(DuckDBEngine(con), "e; DROP TABLE x", "cc")
     with pytest.raises(UsageError):
         connected_components(DuckDBEngine(con), "e", "cc", max_iterations=0)
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 12), st.integers(0, 12)), max_size=40, unique=True),
+)
+@settings(max_examples=200, deadline=None)
+def test_bipartite_components_match_networkx(pairs):
+    """Bipartite layering's union-find (payers and payees told apart, as an account may be both) gives
+    NetworkX's components, each with its edges."""
+    from fundtrace.detect.bipartite import _components
+
+    edges = [{"src": s, "dst": d} for s, d in pairs]
+    g = nx.Graph()
+    g.add_edges_from((("s", s), ("d", d)) for s, d in pairs)
+    want = sorted(sorted((n for n in comp), key=str) for comp in nx.connected_components(g))
+    got = [{("s", e["src"]) for e in part} | {("d", e["dst"]) for e in part} for part in _components(edges)]
+    assert sorted(sorted(c, key=str) for c in got) == want
+    assert sorted(len(p) for p in _components(edges)) == sorted(
+        g.subgraph(comp).number_of_edges() for comp in nx.connected_components(g)
+    )

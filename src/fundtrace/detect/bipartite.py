@@ -4,7 +4,8 @@ SQL keeps only candidate edges between accounts that passed money through near t
 pass-through episode that ended at most a dwell window before the window starts and started before it
 ends), payers with two or more payees that each have ``layer_min`` or more such payers, trimmed twice,
 hubs left out; NetworkX then takes each window's connected components of that small graph and keeps the
-dense ones (at least 80 % of payer-payee pairs present).
+dense ones (at least 80 % of payer-payee pairs present). A handful of edges per window: a union-find takes
+the components (importing NetworkX for them cost 0.24 s of every detect run, 6 % of an incremental one).
 
 Judging members near the window, not by an episode anywhere in history, keeps an incremental run (which
 reads only a context window) equal to a full one: a new payment changes only episodes that started at
@@ -14,10 +15,10 @@ dwell windows) can change.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-import networkx as nx
 import pyarrow as pa
 
 from fundtrace import queries
@@ -57,15 +58,11 @@ def detect_bipartite(engine, settings: DetectSettings) -> Detection:
     alerts, members, evidence = [], [], []
     names = _names(engine, {r["src"] for r in rows} | {r["dst"] for r in rows})
     for wb, edges in by_window.items():
-        g = nx.Graph()
-        for e in edges:
-            g.add_edge(("s", e["src"]), ("d", e["dst"]), row=e)
-        for comp in nx.connected_components(g):
-            payers = sorted(n[1] for n in comp if n[0] == "s")
-            payees = sorted(n[1] for n in comp if n[0] == "d")
+        for sub in _components(edges):
+            payers = sorted({e["src"] for e in sub})
+            payees = sorted({e["dst"] for e in sub})
             if set(payers) & set(payees) or len(payers) < settings.layer_min or len(payees) < 2:
                 continue
-            sub = [d["row"] for _, _, d in g.subgraph(comp).edges(data=True)]
             density = len(sub) / (len(payers) * len(payees))
             first = min(e["first_t"] for e in sub)
             if density < MIN_DENSITY or first // width_us != wb:  # anchored at the window's first bucket
@@ -92,6 +89,27 @@ def detect_bipartite(engine, settings: DetectSettings) -> Detection:
         pa.Table.from_pylist(members, MEMBER_SCHEMA),
         pa.Table.from_pylist(evidence, EVIDENCE_SCHEMA),
     )
+
+
+def _components(edges: list[dict]) -> list[list[dict]]:
+    """The edges (one per payer-payee pair) of each connected component of the payer x payee graph, payers and
+    payees told apart (an account may be both), in the edges' order."""
+    parent: dict[tuple[str, int], tuple[str, int]] = {}
+
+    def root(node):
+        while parent.setdefault(node, node) != node:
+            parent[node] = parent[parent[node]]  # path halving
+            node = parent[node]
+        return node
+
+    for e in edges:
+        a, b = root(("s", e["src"])), root(("d", e["dst"]))
+        if a != b:
+            parent[a] = b
+    parts: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    for e in edges:
+        parts[root(("s", e["src"]))].append(e)
+    return list(parts.values())
 
 
 def _names(engine, ids: set[int]) -> dict[int, tuple[str, str]]:
