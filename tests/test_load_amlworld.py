@@ -108,3 +108,22 @@ def test_minute_ties_and_identical_rows_are_kept(cli, db, tmp_path):
     con.close()
     assert len(set(ids)) == 3 and labels == 3
     assert sum(t.endswith("-2") for t in ids) == 1
+
+
+def test_a_bitcoin_amount_under_the_resolution_is_named(cli, db, tmp_path):
+    """AMLworld pays as little as 0.000001 BTC; money is kept to 4 decimal places, so such a row is rejected
+    with a reason that says so (not as a non-positive amount), and a small amount above it is kept, rounded."""
+    path = tmp_path / "x_Trans.csv"
+    rows = [
+        "2022/09/01 00:24,010,A1,020,B1,0.000001,Bitcoin,0.000001,Bitcoin,Bitcoin,0",
+        "2022/09/01 00:25,010,A1,020,B1,0.00012345,Bitcoin,0.00012345,Bitcoin,Bitcoin,0",
+        "2022/09/01 00:26,010,A1,020,B1,-1,Bitcoin,-1,Bitcoin,Bitcoin,0",
+    ]
+    path.write_text(TRANS_HEADER + "\n".join(rows) + "\n")
+    r = cli(f"load transactions {path} --profile amlworld --max-reject-rate 0.9")
+    assert r.code == 0, r.err
+    assert "line 2: amount_below_resolution amount=0.000001" in r.out + r.err
+    assert "line 4: non_positive_amount amount=-1" in r.out + r.err
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT CAST(amount AS VARCHAR) FROM transactions").fetchall() == [("0.0001",)]
+    con.close()

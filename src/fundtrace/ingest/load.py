@@ -271,7 +271,13 @@ def _value_and_problem(
     elif col.type == "money":
         value = "TRY_CAST({t} AS DECIMAL(18, 4))"
         as_double = "{d}"  # TRY_CAST({t} AS DOUBLE), computed once in the value layer
-        sign = f"WHEN {{v}} <= 0 THEN 'non_positive_amount' || {SEP} || {shown}" if col.positive else ""
+        sign = (
+            f"WHEN {{v}} <= 0 AND {as_double} > 0 THEN 'amount_below_resolution' || {SEP} || {shown} "
+            "|| ' (money is kept to 4 decimal places: this rounds to 0)' "
+            f"WHEN {{v}} <= 0 THEN 'non_positive_amount' || {SEP} || {shown}"
+            if col.positive
+            else ""
+        )
         problem = (
             f"CASE {missing} WHEN {{t}} IS NULL THEN NULL "
             f"WHEN {as_double} IS NULL THEN 'bad_number' || {SEP} || {shown} "
