@@ -11,6 +11,7 @@ import pytest
 from fundtrace.detect import DetectSettings
 from fundtrace.detect import run as detect_run
 from fundtrace.detect.fit import derived_fx, fit
+from fundtrace.score import run as score_run
 from fundtrace.workspace import Workspace
 
 HEADER = (
@@ -101,12 +102,12 @@ def test_bad_fx_entries_are_refused(entry):
 
 def _mule_rows() -> list[str]:
     """Victims with US Dollar accounts pay a Yuan account, which passes the money on in Yuan within hours.
-    As paid, 1,000 came in and 6,900 went out; at the rate the payments tell, 7,100 came in."""
+    As paid, 3,000 came in and 20,700 went out; at the rate the payments tell, 21,300 came in."""
     rows = []
     for i in range(1, 4):
-        rows.append(f"2022/09/01 0{i}:00,020,V{i},010,M1,2366.67,Yuan,333.33,US Dollar,Wire,1")
-    rows.append("2022/09/01 06:00,010,M1,010,N1,3450.00,Yuan,3450.00,Yuan,ACH,1")
-    rows.append("2022/09/01 07:00,010,M1,010,N2,3450.00,Yuan,3450.00,Yuan,ACH,1")
+        rows.append(f"2022/09/01 0{i}:00,020,V{i},010,M1,7100.00,Yuan,1000.00,US Dollar,Wire,1")
+    rows.append("2022/09/01 06:00,010,M1,010,N1,10350.00,Yuan,10350.00,Yuan,ACH,1")
+    rows.append("2022/09/01 07:00,010,M1,010,N2,10350.00,Yuan,10350.00,Yuan,ACH,1")
     # ordinary payments in Yuan make it the main currency; a few more in each direction tell the rate
     rows += [
         f"2022/09/0{2 + i % 5} 10:{i:02d},010,C{i},010,D{i},{50 + i}.00,Yuan,{50 + i}.00,Yuan,ACH,0" for i in range(20)
@@ -127,9 +128,21 @@ def _pass_through(db, **settings) -> set[str]:
         }
 
 
+def _flow_balance(db) -> bool:
+    """Whether the mule's account score has FLOW_BALANCE (money out close to money in), at detect's rates."""
+    with Workspace(db) as ws:
+        score_run(ws)
+        reasons = ws.con.execute(
+            "SELECT to_json(reasons) FROM account_scores WHERE bank = '010' AND account = 'M1'"
+        ).fetchall()[0][0]
+    return "FLOW_BALANCE" in reasons
+
+
 def test_a_mule_paid_in_another_currency_is_found_only_at_the_rate(cli, db, tmp_path):
     _load(cli, tmp_path, _mule_rows())
     assert _pass_through(db) == {"M1"}
     with Workspace(db) as ws:
         assert [r[0] for r in ws.con.execute("SELECT currency FROM detect_fx WHERE rate = 1").fetchall()] == ["CNY"]
-    assert _pass_through(db, fx=("CNY=1",)) == set()  # no rate for US Dollar: 1,000 in, 6,900 out, as paid
+    assert _flow_balance(db)  # scores compare amounts at the rates of the last detect run too
+    assert _pass_through(db, fx=("CNY=1",)) == set()  # no rate for US Dollar: 3,000 in, 20,700 out, as paid
+    assert not _flow_balance(db)
