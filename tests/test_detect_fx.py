@@ -10,7 +10,7 @@ import pytest
 
 from fundtrace.detect import DetectSettings
 from fundtrace.detect import run as detect_run
-from fundtrace.detect.fit import derived_fx, fit
+from fundtrace.detect.fit import derived_fx, fit, paid_currencies
 from fundtrace.score import run as score_run
 from fundtrace.workspace import Workspace
 
@@ -77,7 +77,7 @@ def test_rates_follow_the_best_attested_pairs_from_the_main_currency(tmp_path):
             ],
             {"CNY": 3, "USD": 2, "EUR": 1, "JPY": 1},
         )
-        fx = dict(e.split("=") for e in derived_fx(ws.con))
+        fx = dict(e.split("=") for e in derived_fx(ws.con, paid_currencies(ws.con)))
         usd = math.exp((90 * math.log(7.0) - 10 * math.log(1 / 7.2)) / 100)
         assert set(fx) == {"CNY", "USD", "EUR"}
         assert float(fx["CNY"]) == 1  # most payments
@@ -85,14 +85,14 @@ def test_rates_follow_the_best_attested_pairs_from_the_main_currency(tmp_path):
         assert float(fx["EUR"]) == pytest.approx(usd * 1.1, rel=1e-3)
         assert all(len(v.replace(".", "").lstrip("0")) <= 4 for v in fx.values())  # four significant digits
         settings, notes = fit(ws.con, DetectSettings())
-        assert settings.fx == derived_fx(ws.con)
+        assert settings.fx == derived_fx(ws.con, paid_currencies(ws.con))
         assert any("compared in CNY" in n for n in notes)
         assert any("no rate for JPY" in n for n in notes)
         # a rate the user set stays; one currency paid in, or nothing telling a rate: none
         assert fit(ws.con, DetectSettings(fx=("USD=7",)))[0].fx == ("USD=7",)
         _pairs(ws.con, [("USD", "CNY", 3, 7.0)], {})
         ws.con.execute("DELETE FROM transactions WHERE currency <> 'CNY'").fetchall()
-        assert derived_fx(ws.con) == ()
+        assert derived_fx(ws.con, paid_currencies(ws.con)) == ()
 
 
 @pytest.mark.parametrize("entry", ["USD", "USD=", "=7", "USD=0", "USD=-1", "USD=nan", "USD=inf", "USD=x"])

@@ -61,14 +61,20 @@ def common_kinds(con, kinds: tuple[str, ...], share_max: float, counts: dict | N
     over = sorted(k for k in {k.lower() for k in kinds} if counts.get(k, 0) > share_max * sum(counts.values()))
     if not over:
         return []
-    rows = con.execute(
+    return [k for k, _ in _held_by_most_active(con, "lower(a.kind)", over, share_max)]
+
+
+def _held_by_most_active(con, value: str, values: list, share_max: float) -> list[tuple]:
+    """``(value, accounts)`` for each of ``values`` of the registry column expression ``value`` (over alias
+    ``a``) held by more than ``share_max`` of the accounts that transact: a scan of every payment, so the
+    callers ask only for values already over the share of the registry."""
+    return con.execute(
         "WITH active AS (SELECT src_id AS id FROM transactions UNION SELECT dst_id FROM transactions) "
-        "SELECT lower(a.kind) AS k FROM accounts a WHERE lower(a.kind) IN (SELECT unnest($kinds)) "
+        f"SELECT {value} AS v, count(*) FROM accounts a WHERE {value} IN (SELECT unnest($values)) "
         "AND a.account_id IN (SELECT id FROM active) GROUP BY 1 "
         "HAVING count(*) > $share_max * (SELECT count(*) FROM active) ORDER BY 1",
-        {"kinds": over, "share_max": share_max},
+        {"values": values, "share_max": share_max},
     ).fetchall()
-    return [k for (k,) in rows]
 
 
 def without(kinds: tuple[str, ...], common: list[str]) -> tuple[str, ...]:
@@ -87,7 +93,12 @@ def common_note(common: list[str], share_max: float) -> str:
 FX_DIGITS = 4  # significant digits of a derived rate: a batch that moves the rates less keeps the settings key
 
 
-def derived_fx(con) -> tuple[str, ...]:
+def paid_currencies(con) -> list[tuple[str, int]]:
+    """``(currency, payments)``, the most used first (ties by code)."""
+    return con.execute("SELECT currency, count(*) AS n FROM transactions GROUP BY 1 ORDER BY n DESC, 1").fetchall()
+
+
+def derived_fx(con, paid: list[tuple[str, int]]) -> tuple[str, ...]:
     """Exchange rates from what the payments themselves tell (``fx_pairs``), as ``fx`` entries; () when the
     payments are all in one currency or nothing tells a rate.
 
@@ -97,10 +108,7 @@ def derived_fx(con) -> tuple[str, ...]:
     rarely seen pair cannot override a well-attested path. Rounded to FX_DIGITS significant digits.
     """
     pairs = con.execute("SELECT paid, received, sum(n), sum(sum_log) FROM fx_pairs GROUP BY 1, 2").fetchall()
-    if not pairs:
-        return ()
-    paid = con.execute("SELECT currency, count(*) AS n FROM transactions GROUP BY 1 ORDER BY n DESC, 1").fetchall()
-    if len(paid) < 2:
+    if not pairs or len(paid) < 2:
         return ()
     edges: dict[tuple[str, str], list[float]] = {}  # (a, b), a < b: [payments, sum of ln(unit a / unit b)]
     for a, b, n, sum_log in pairs:  # received = paid * unit(a) / unit(b)
@@ -121,12 +129,11 @@ def derived_fx(con) -> tuple[str, ...]:
     return tuple(f"{c}={math.exp(v):.{FX_DIGITS}g}" for c, v in sorted(log_unit.items()))
 
 
-def fx_notes(con, fx: tuple[str, ...], derived: bool) -> list[str]:
+def fx_notes(paid: list[tuple[str, int]], fx: tuple[str, ...], derived: bool) -> list[str]:
     """What ``fx`` does to the amounts, in plain sentences (the currencies paid in that it gives no rate)."""
     rates = dict(fx_rate(e) for e in fx)
     base = [c for c, r in rates.items() if r == 1]
-    paid = [c for (c,) in con.execute("SELECT DISTINCT currency FROM transactions ORDER BY 1").fetchall()]
-    missing = [c for c in paid if c not in rates]
+    missing = sorted(c for c, _ in paid if c not in rates)
     notes = [
         f"amounts are compared in {base[0] if len(base) == 1 else 'one currency'}, at the rates "
         + ("the payments tell" if derived else "set")
@@ -151,14 +158,8 @@ def bulk_openings(con, share_max: float, total: int) -> list[tuple[str, int]]:
     ).fetchall()
     if not over:
         return []
-    rows = con.execute(
-        "WITH active AS (SELECT src_id AS id FROM transactions UNION SELECT dst_id FROM transactions) "
-        "SELECT strftime(a.opened_at, '%Y-%m-%d %H:%M:%S.%f') AS t, count(*) FROM accounts a "
-        "WHERE a.opened_at IN (SELECT unnest($times)) AND a.account_id IN (SELECT id FROM active) GROUP BY 1 "
-        "HAVING count(*) > $share_max * (SELECT count(*) FROM active) ORDER BY 1",
-        {"times": [t for t, _ in over], "share_max": share_max},
-    ).fetchall()
-    return [(t, n) for t, n in rows]
+    held = _held_by_most_active(con, "a.opened_at", [t for t, _ in over], share_max)
+    return [(t.isoformat(sep=" ", timespec="microseconds"), n) for t, n in held]
 
 
 def fit(con, settings: DetectSettings) -> tuple[DetectSettings, list[str]]:
@@ -172,10 +173,12 @@ def fit(con, settings: DetectSettings) -> tuple[DetectSettings, list[str]]:
     elif settings.scale == "auto":
         settings = replace(settings, scale="hours")
     derived = not settings.fx
+    has_pairs = con.execute("SELECT 1 FROM fx_pairs LIMIT 1").fetchall()
+    paid = paid_currencies(con) if settings.fx or has_pairs else []  # one scan, only when rates can matter
     if derived:
-        settings = replace(settings, fx=derived_fx(con))
+        settings = replace(settings, fx=derived_fx(con, paid))
     if settings.fx:
-        notes += fx_notes(con, settings.fx, derived)
+        notes += fx_notes(paid, settings.fx, derived)
     counts = kind_counts(con)
     bulk = bulk_openings(con, settings.opened_share_max, sum(counts.values()))
     if bulk:
