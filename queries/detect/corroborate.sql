@@ -19,6 +19,7 @@
 -- param: fans_yield VARCHAR = none  Typologies (fan_in, fan_out) whose alert gives way when its hub is the source, sink or hub of a kept scatter-gather or gather-scatter alert inside the fan's time span and fans_yield_share of the fan's counterparties are its members: the layering explains them (none by default).
 -- param: fans_yield_share DOUBLE = 0.5  Share of a fan's counterparties that must belong to those layering alerts for the fan to give way.
 -- param: life_members VARCHAR = none  Typologies whose published members other than the hub must be short-lived (a fan over months also collects ordinary customers' one-off payments).
+-- param: unpublished VARCHAR = none  Typologies whose alerts are never kept (nor count as a kept structural alert).
 -- param: life_sinks VARCHAR = none  Typologies of life_corroborates whose alerts also need a short-lived sink, even one that only receives (none by default).
 -- param: life_min INTEGER = 2  Fewest short-lived members (other than the hub) that keep an alert of a life_corroborates typology.
 -- param: life_max_txns INTEGER = 10  A short-lived account makes at most this many payments in and out over its whole history...
@@ -126,6 +127,7 @@ WITH per AS (
 )
 SELECT a.alert_id FROM detect_raw_alerts a LEFT JOIN per p ON p.alert_id = a.alert_id
 WHERE a.typology <> 'pass_through' AND a.alert_id IN (SELECT alert_id FROM dc_scope)
+  AND a.typology NOT IN (SELECT unnest(string_split($unpublished, ',')))
   AND NOT coalesce(p.busy_hub, false)
   AND (a.typology NOT IN (SELECT unnest(string_split($life_corroborates, ','))) OR a.alert_id IN (SELECT alert_id FROM dc_life_ok))
   AND (a.typology <> 'gather_scatter' OR coalesce(p.payees, 0) >= $layer_min)
@@ -171,6 +173,7 @@ SELECT alert_id FROM dc_struct WHERE alert_id NOT IN (SELECT alert_id FROM dc_yi
 UNION ALL
 SELECT m.alert_id FROM dc_scope_members m
 WHERE m.typology = 'pass_through' AND m.role = 'mule'
+  AND 'pass_through' NOT IN (SELECT unnest(string_split($unpublished, ',')))
   AND ('pass_through' NOT IN (SELECT unnest(string_split($corroborate, ',')))
        OR m.account_id IN (SELECT acct FROM dc_share WHERE share >= $share_alone)
        OR (m.account_id IN (SELECT acct FROM dc_core)

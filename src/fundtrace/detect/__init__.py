@@ -47,7 +47,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -59,7 +59,7 @@ from fundtrace.detect import scopes
 from fundtrace.detect.base import Detection, alert_id_sql, collect, concat, fill_names, params_for
 from fundtrace.detect.cycle_scope import cycles_scope
 from fundtrace.detect.fit import fit
-from fundtrace.detect.settings import DetectSettings, fx_rate
+from fundtrace.detect.settings import TYPOLOGIES, DetectSettings, fx_rate
 from fundtrace.detect.sqlfamilies import (
     _ensure_episode_payments,
     _ensure_pass_through,
@@ -81,10 +81,6 @@ __all__ = ["TYPOLOGIES", "DetectSettings", "run"]
 
 log = logging.getLogger("fundtrace.detect")
 
-TYPOLOGIES = (
-    "pass_through", "chain", "fan_in", "fan_out", "scatter_gather", "gather_scatter", "stacked", "bipartite",
-    "cycle", "structuring", "card_farm_ring", "new_account_burst", "dormant_active",
-)  # fmt: skip
 _SCRATCH = ("dt_", "pt_", "ch_", "fan_", "ly_", "sg_", "gs_", "bp_", "cy_", "st_", "nb_", "da_", "dx_", "dc_", "cs_")
 
 
@@ -330,6 +326,7 @@ def run(
     if unknown:
         raise UsageError(f"unknown typology {', '.join(unknown)} (known: {', '.join(TYPOLOGIES)})")
     settings, notes = fit(ws.con, settings)  # before the key: a change of scale or kinds forces a full run
+    settings, notes = _published(settings, notes, only)
     key = _settings_key(settings, ring_settings)
     plan = _plan(ws, key, wanted, since, full)
     step = progress or (lambda s: None)
@@ -375,6 +372,16 @@ def run(
         "timings": {k: round(v, 3) for k, v in clock.wall.items()},
         "cpu": {k: round(v, 3) for k, v in clock.cpu.items()},
     }
+
+
+def _published(settings: DetectSettings, notes: list[str], only: Iterable[str] | None):
+    """An unpublished typology named by ``only`` is published: the user asked for it by name."""
+    asked = set(only or ())
+    if asked & set(settings.unpublished):
+        settings = replace(settings, unpublished=tuple(t for t in settings.unpublished if t not in asked))
+    if settings.unpublished:
+        notes = [*notes, f"not published (detect --only publishes one): {', '.join(settings.unpublished)}"]
+    return settings, notes
 
 
 class _Clock:
