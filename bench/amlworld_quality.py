@@ -203,13 +203,14 @@ def write_amlworld(con: duckdb.DuckDBPyConnection, world: Path, out: Path) -> tu
             w.write(chunk)
     body.unlink()
     con.execute(
-        'COPY (SELECT bank_name AS "Bank Name", bank_id AS "Bank ID", acct_no AS "Account Number", '
+        # as IBM's files: the transactions pad the bank ids ("007"), the accounts file does not ("7")
+        'COPY (SELECT bank_name AS "Bank Name", ltrim(bank_id, \'0\') AS "Bank ID", acct_no AS "Account Number", '
         'entity_id AS "Entity ID", entity_name AS "Entity Name" FROM ids ORDER BY acct_no) '
         f"TO {_q(accounts)} (HEADER, QUOTE '')"  # unquoted, as the public file ('#' would be quoted)
     ).fetchall()
     truth = out / "truth" / "truth_accounts.parquet"
     con.execute(
-        f"COPY (SELECT i.bank_id AS bank, i.acct_no AS account, t.role, t.mule_level, t.typology "
+        f"COPY (SELECT ltrim(i.bank_id, '0') AS bank, i.acct_no AS account, t.role, t.mule_level, t.typology "
         f"FROM read_parquet({_q(world / 'truth_accounts.parquet')}) t JOIN ids i USING (bank, account)) TO {_q(truth)}"
     ).fetchall()
     return trans, accounts, truth.parent

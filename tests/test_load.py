@@ -229,6 +229,11 @@ def test_amlworld_profile(cli, db):
     assert (str(btc[0]), btc[1]) == ("0.0061", "BTC")
     kinds = dict(con.execute("SELECT account, kind FROM accounts").fetchall())
     assert kinds == {"8000EBD30": "sole_proprietorship", "8002BDF70": "corporation", "8002C1150": "partnership"}
+    # IBM pads the transactions' bank ids ("010") but not the accounts file's ("10"): both lose the zeros and meet
+    ends = "SELECT src_id AS id FROM transactions UNION ALL SELECT dst_id FROM transactions"
+    met = con.execute(f"SELECT count(*) FROM ({ends}) JOIN accounts a ON a.account_id = id").fetchall()[0][0]
+    assert met == 8
+    assert con.execute("SELECT DISTINCT bank FROM accounts ORDER BY 1").fetchall() == [("1",), ("10",), ("211",)]
 
 
 def test_amlsim_profile(cli, db):

@@ -57,10 +57,10 @@ def test_holder_is_the_entity(cli, db, tmp_path):
     con = duckdb.connect(str(db), read_only=True)
     rows = sorted(con.execute("SELECT bank, account, holder_id, holder_name FROM accounts").fetchall())
     con.close()
-    assert rows == [
-        ("001", "A1", "E9", "Corporation #9"),
-        ("0022", "A2", "E9", "Corporation #9"),
-        ("0022", "A3", "E8", "Partnership #8"),
+    assert rows == [  # bank ids of digits lose their leading zeros (as in the transactions: they meet)
+        ("1", "A1", "E9", "Corporation #9"),
+        ("22", "A2", "E9", "Corporation #9"),
+        ("22", "A3", "E8", "Partnership #8"),
     ]
 
 

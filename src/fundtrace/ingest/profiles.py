@@ -90,6 +90,15 @@ def _amlworld_channel() -> str:
     )
 
 
+def _amlworld_bank(col: str) -> str:
+    """A bank id without its leading zeros when it is all digits ("010" -> "10", "000" -> "0").
+
+    AMLworld pads the bank ids of its transactions ("010") but not those of its accounts file ("10"), so as
+    written no payment meets its account; other ids pass as they are."""
+    v = f"CAST({ident(col)} AS VARCHAR)"
+    return f"CASE WHEN regexp_full_match({v}, '[0-9]+') THEN coalesce(nullif(ltrim({v}, '0'), ''), '0') ELSE {v} END"
+
+
 def _amlsim_day(col: str) -> str:
     """AMLSim writes dates as step numbers or as dates; steps become days after its epoch."""
     c = ident(col)
@@ -150,9 +159,9 @@ PROFILES: dict[str, dict[str, Mapping]] = {
             columns={
                 "ts": f"coalesce(CAST(try_strptime(CAST({ident('Timestamp')} AS VARCHAR), '%Y/%m/%d %H:%M') "
                 f"AS VARCHAR), CAST({ident('Timestamp')} AS VARCHAR))",
-                "src_bank": ident("From Bank"),
+                "src_bank": _amlworld_bank("From Bank"),
                 "src_account": ident("Account"),
-                "dst_bank": ident("To Bank"),
+                "dst_bank": _amlworld_bank("To Bank"),
                 "dst_account": ident("Account_1"),
                 "amount": ident("Amount Paid"),
                 "currency": _case(ident("Payment Currency"), AMLWORLD_CURRENCIES),
@@ -178,7 +187,7 @@ PROFILES: dict[str, dict[str, Mapping]] = {
         ),
         "accounts": Mapping(
             columns={
-                "bank": ident("Bank ID"),
+                "bank": _amlworld_bank("Bank ID"),
                 "account": ident("Account Number"),
                 "holder_id": ident("Entity ID"),
                 "holder_name": ident("Entity Name"),
