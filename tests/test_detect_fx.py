@@ -133,7 +133,7 @@ def _flow_balance(db) -> bool:
     with Workspace(db) as ws:
         score_run(ws)
         reasons = ws.con.execute(
-            "SELECT to_json(reasons) FROM account_scores WHERE bank = '010' AND account = 'M1'"
+            "SELECT to_json(reasons) FROM account_scores WHERE bank = '10' AND account = 'M1'"
         ).fetchall()[0][0]
     return "FLOW_BALANCE" in reasons
 

@@ -297,7 +297,7 @@ def test_amlworld_labels_by_hand(cli, db):
             "detected_at) VALUES ('W1', 'cycle', 0.5, TIMESTAMP '2022-09-01', TIMESTAMP '2022-09-01', 100, 3, 2, "
             "'hand-made', TIMESTAMP '2022-09-02')"
         ).fetchall()
-        for bank, account in (("002", "B1"), ("003", "C1"), ("001", "A2")):
+        for bank, account in (("2", "B1"), ("3", "C1"), ("1", "A2")):  # bank ids lose their leading zeros
             ws.con.execute(
                 "INSERT INTO alert_members (alert_id, bank, account, account_id, role, level) "
                 "VALUES ('W1', ?, ?, account_key(?, ?), 'member', NULL)",
@@ -308,7 +308,7 @@ def test_amlworld_labels_by_hand(cli, db):
     for args in (f"--truth {AMLWORLD}", ""):
         out = run_json(cli, args)
         assert out["truth"]["kind"] == "amlworld"
-        # transacting 001:A1 002:B1 003:C1 001:A2 001:A3 = 5; positives A1 B1 C1 = 3;
+        # transacting 1:A1 2:B1 3:C1 1:A2 1:A3 = 5; positives A1 B1 C1 = 3;
         # flagged B1 C1 A2, correct 2 -> precision 2/3, recall 2/3
         acc = by_typology(out["detection"]["accounts"])
         assert out["truth"]["transacting_accounts"] == 5
@@ -356,14 +356,14 @@ def test_parquet_truth(cli, tiny, tmp_path):
 
 # Which alert members count as flagged, per truth kind. In each world the member is a truth positive
 # that originates a fraud transaction: tiny's mule M3 (pays t08 to M5), AMLSim's 10 (a fan-in payer,
-# tran 1 to 11), AMLworld's 001:A1 (pays B1). Our simulator's truth never calls a victim positive, so
+# tran 1 to 11), AMLworld's 1:A1 (pays B1; the file's 001). Our simulator's truth never calls a victim positive, so
 # role `source` is not a prediction there; AMLSim and AMLworld label the originators, so every role is.
 ROLE_WORLDS = {
     # kind: (load arguments, --truth, (bank, account), fraud txn it pays (found by amount), positives)
     "fundtrace": ([("transactions", TINY / "transactions.csv", ""), ("reports", TINY / "reports.csv", "")],
                   TINY, ("b", "M3"), 600, 6),
     "amlsim": ([("transactions", AMLSIM / "transactions.csv", "--profile amlsim")], AMLSIM, ("amlsim", "10"), 100, 6),
-    "amlworld": ([("transactions", AMLWORLD / "HI-Tiny_Trans.csv", "--profile amlworld")], AMLWORLD, ("001", "A1"),
+    "amlworld": ([("transactions", AMLWORLD / "HI-Tiny_Trans.csv", "--profile amlworld")], AMLWORLD, ("1", "A1"),
                  100, 3),
 }  # fmt: skip
 ROLE_CASES = [
@@ -415,3 +415,45 @@ def test_member_roles_flagged_per_truth_kind(cli, db, kind, role, flagged):
     # evidence belongs to the alert, not to a member: the fraud payment counts whatever the role
     t = by_typology(out["detection"]["transactions"])["overall"]
     assert (t["flagged"], t["correct"]) == (1, 1)
+
+
+# AMLworld's patterns file for the fixture's two laundering payments (bank ids padded as in IBM's files; a
+# block's name carries a note after ':'); an attempt listing a payment not loaded here matches nothing.
+PATTERNS = """BEGIN LAUNDERING ATTEMPT - STACK
+2022/09/01 00:20,001,A1,002,B1,100.00,US Dollar,100.00,US Dollar,ACH,1
+END LAUNDERING ATTEMPT - STACK
+
+BEGIN LAUNDERING ATTEMPT - FAN-OUT:  Max 2-degree Fan-Out
+2022/09/01 00:30,002,B1,003,C1,90.00,US Dollar,90.00,US Dollar,ACH,1
+2022/09/05 00:30,002,B1,009,Z9,90.00,US Dollar,90.00,US Dollar,ACH,1
+END LAUNDERING ATTEMPT - FAN-OUT
+"""
+
+
+def test_amlworld_patterns_give_typologies(cli, db, tmp_path):
+    truth = tmp_path / "aw"
+    truth.mkdir()
+    shutil.copy(AMLWORLD / "HI-Tiny_Trans.csv", truth)
+    (truth / "HI-Tiny_Patterns.txt").write_text(PATTERNS)
+    assert cli(f"load transactions {truth / 'HI-Tiny_Trans.csv'} --profile amlworld").code == 0
+    with Workspace(db) as ws:
+        for table in ("alerts", "alert_members", "alert_evidence"):
+            ws.con.execute(f"DROP TABLE IF EXISTS {table}").fetchall()
+            ws.con.execute(f"CREATE TABLE {table} ({CONTRACT_TABLES[table]})").fetchall()
+        ws.con.execute("INSERT INTO alerts (alert_id, typology, score, summary) VALUES ('F1', 'fan_out', 1, 'x')")
+        ws.con.execute(
+            "INSERT INTO alert_members (alert_id, bank, account, account_id, role) "
+            "VALUES ('F1', '2', 'B1', account_key('2', 'B1'), 'hub')"
+        ).fetchall()
+    out = run_json(cli, f"--truth {truth}")
+    assert out["truth"]["patterns"]["listed"] == 3 and out["truth"]["patterns"]["matched"] == 2
+    acc = by_typology(out["detection"]["accounts"])
+    # stacked: A1 -> B1; fan_out: B1 -> C1; B1 is flagged (by the fan-out alert) and of both typologies
+    assert (acc["stacked"]["truth"], acc["stacked"]["found"]) == (2, 1)
+    assert (acc["fan_out"]["truth"], acc["fan_out"]["found"], acc["fan_out"]["correct"]) == (2, 1, 1)
+    # the patterns file alone tells the kind (the labels are in the workspace)
+    (truth / "HI-Tiny_Trans.csv").unlink()
+    assert by_typology(run_json(cli, f"--truth {truth}")["detection"]["accounts"])["stacked"]["truth"] == 2
+    (truth / "HI-Tiny_Patterns.txt").write_text("BEGIN LAUNDERING ATTEMPT - CYCLE\nnot a payment\n")
+    r = cli(f"evaluate --truth {truth}")
+    assert r.code == 2 and "HI-Tiny_Patterns.txt:2: not a transaction line" in r.err

@@ -20,7 +20,10 @@ Truth kinds, told apart by the files present (:func:`truth_kind`):
     the workspace's ``labels`` (source ``amlsim``) stand in for it. Accounts are under bank ``amlsim``.
 ``amlworld``
     IBM AMLworld's ``Is Laundering`` labels, as loaded into the workspace's ``labels`` table
-    (source ``amlworld``). Both accounts of a laundering transaction are positive; no typologies.
+    (source ``amlworld``). Both accounts of a laundering transaction are positive. Typologies come
+    from the ``*Patterns*.txt`` file beside the transactions when the truth directory has one (each
+    laundering attempt's payments under ``BEGIN LAUNDERING ATTEMPT - FAN-OUT: ...``, matched to the
+    loaded payments by time, both accounts, amount paid and currency); without it, none.
 
 Definitions (all counted over the workspace's data; an undefined ratio is ``None``, not 0):
 
@@ -62,6 +65,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from fundtrace.errors import InputError
 from fundtrace.schema import TRACE_RULES
@@ -78,7 +82,7 @@ _EXTENSIONS = (".parquet", ".pq", ".csv", ".csv.gz")
 _TRUE = "('true', '1', 't', 'yes', 'y')"
 # Temporary tables this module creates on the workspace connection (never in the workspace file).
 _ACTIVE, _POS, _FRAUD, _HOLD = "ft_eval_active", "ft_eval_pos", "ft_eval_fraud", "ft_eval_holdings"
-_TYPES = "ft_eval_alert_types"
+_TYPES, _PATTERNS = "ft_eval_alert_types", "ft_eval_patterns"
 
 
 def find_truth_file(directory: Path, name: str) -> Path | None:
@@ -137,6 +141,8 @@ def truth_kind(ws: Workspace, directory: Path | None) -> str:
             and "Is Laundering" in _columns(ws.con, path)
         ):
             return "amlworld"
+    if any(directory.glob("*[Pp]atterns*.txt")):  # AMLworld's typologies; its labels are in the workspace
+        return "amlworld"
     raise InputError(
         f"--truth {directory}: no ground truth found",
         hint="expected truth_accounts/truth_transactions/truth_holdings (fundtrace simulate), "
@@ -166,7 +172,7 @@ def evaluate(ws: Workspace, truth: Path | None = None) -> dict[str, Any]:
             "freeze": _freeze(ws, staged, kind),
         }
     finally:
-        for name in (_ACTIVE, _POS, _FRAUD, _HOLD, _TYPES):
+        for name in (_ACTIVE, _POS, _FRAUD, _HOLD, _TYPES, _PATTERNS):
             con.execute(f"DROP TABLE IF EXISTS temp.{name}").fetchall()
 
 
@@ -185,6 +191,7 @@ class _Staged:
     has_accounts: bool = False
     has_transactions: bool = False
     has_holdings: bool = False
+    patterns: dict | None = None  # AMLworld's patterns file: path, payments listed, matched to loaded ones
 
 
 def _source(con: duckdb.DuckDBPyConnection, path: Path) -> str:
@@ -269,7 +276,11 @@ def _stage_truth(ws: Workspace, kind: str, directory: Path | None) -> _Staged:
                 "the workspace holds no AMLworld labels",
                 hint="load the AMLworld transactions file with `fundtrace load transactions --profile amlworld`",
             )
-        fraud_sql = "SELECT txn_id, CAST(NULL AS VARCHAR) AS typology FROM labels WHERE source = 'amlworld' AND entity = 'transaction' AND is_fraud"  # noqa: E501
+        typed = _amlworld_patterns(con, directory, staged)
+        fraud_sql = (
+            f"SELECT l.txn_id, p.typology FROM labels l LEFT JOIN {typed} p ON p.txn_id = l.txn_id "
+            "WHERE l.source = 'amlworld' AND l.entity = 'transaction' AND l.is_fraud"
+        )
     if fraud_sql:
         _create(
             con,
@@ -341,6 +352,68 @@ def _stage_truth(ws: Workspace, kind: str, directory: Path | None) -> _Staged:
     return staged
 
 
+# AMLworld's names of its laundering patterns that differ from fundtrace's typologies once lower-cased, "-" -> "_"
+_PATTERN_TYPOLOGIES = {"STACK": "stacked"}
+
+
+def _amlworld_patterns(con: duckdb.DuckDBPyConnection, directory: Path | None, staged: _Staged) -> str:
+    """Stage (txn_id, typology) of the payments AMLworld's patterns file lists; return the relation.
+
+    The file (``HI-Small_Patterns.txt``) is not CSV: blocks of transaction lines as in ``*_Trans.csv``,
+    without a header, between ``BEGIN LAUNDERING ATTEMPT - FAN-OUT:  Max 16-degree Fan-Out`` and
+    ``END LAUNDERING ATTEMPT - FAN-OUT``. A line is matched to the loaded payments as the amlworld profile
+    loads it (time, banks without leading zeros, accounts, amount paid, currency code); identical
+    payments all match. A line that is no transaction is an error naming it.
+    """
+    from fundtrace.ingest.profiles import AMLWORLD_CURRENCIES, amlworld_bank
+
+    none = "(SELECT CAST(NULL AS VARCHAR) AS txn_id, CAST(NULL AS VARCHAR) AS typology WHERE false)"
+    found = sorted(p for p in directory.glob("*[Pp]atterns*.txt") if p.is_file()) if directory else []
+    if not found:
+        return none
+    path = found[0]
+    names = ("ts", "src_bank", "src_account", "dst_bank", "dst_account", "amount", "currency", "typology")
+    rows: dict[str, list] = {n: [] for n in names}
+    typology = None
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if line.startswith("BEGIN LAUNDERING ATTEMPT"):
+                name = line.partition("-")[2].partition(":")[0].strip().upper()
+                typology = _PATTERN_TYPOLOGIES.get(name, name.lower().replace("-", "_"))
+            elif line.startswith("END LAUNDERING ATTEMPT"):
+                typology = None
+            elif line and typology:
+                cells = line.split(",")
+                if len(cells) < 9:
+                    raise InputError(f"{path}:{n}: not a transaction line: {line[:80]!r}")
+                values = (*cells[:5], cells[7], AMLWORLD_CURRENCIES.get(cells[8], cells[8]), typology)
+                for name, value in zip(names, values, strict=True):
+                    rows[name].append(value)
+    con.register("ft_eval_patterns_in", pa.table(rows, schema=pa.schema([(n, pa.string()) for n in names])))
+    try:
+        _create(
+            con,
+            _PATTERNS,
+            f"""SELECT DISTINCT t.txn_id, p.typology FROM (
+                  SELECT try_strptime(ts, '%Y/%m/%d %H:%M') AS ts, {amlworld_bank("src_bank")} AS src_bank,
+                         src_account, {amlworld_bank("dst_bank")} AS dst_bank, dst_account,
+                         TRY_CAST(amount AS DECIMAL(18, 4)) AS amount, currency, typology
+                  FROM ft_eval_patterns_in) p
+                JOIN transactions t ON t.ts = p.ts AND t.src_bank = p.src_bank AND t.src_account = p.src_account
+                  AND t.dst_bank = p.dst_bank AND t.dst_account = p.dst_account AND t.amount = p.amount
+                  AND t.currency = p.currency""",
+        )
+    finally:
+        con.unregister("ft_eval_patterns_in")
+    staged.patterns = {
+        "path": str(path),
+        "listed": len(rows["ts"]),
+        "matched": _scalar(con, f"SELECT count(DISTINCT txn_id) FROM {_PATTERNS}"),
+    }
+    return _PATTERNS
+
+
 def _amlsim_alert_types(con: duckdb.DuckDBPyConnection, directory: Path | None) -> str:
     """Stage (alert_id, alert_type) from alert_accounts or alert_transactions; return the relation."""
     for name in ("alert_accounts", "alert_transactions"):
@@ -379,6 +452,8 @@ def _truth_summary(con: duckdb.DuckDBPyConnection, kind: str, directory: Path | 
         "reported_cases": _scalar(con, "SELECT count(DISTINCT case_id) FROM reports"),
         "money_held_at_report": _money(_scalar(con, f"SELECT sum(held) FROM {_HOLD}")) if staged.has_holdings else None,
     }
+    if staged.patterns:
+        info["patterns"] = staged.patterns
     cases = find_truth_file(directory, "truth_cases") if kind == "fundtrace" else None
     if cases:
         src = _read(con, cases, ("case_id", "amount_lost", "reported_at"))

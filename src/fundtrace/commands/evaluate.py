@@ -19,7 +19,8 @@ def evaluate(
         typer.Option(
             "--truth",
             help="The directory holding the ground truth: the truth_* files of `fundtrace simulate`, AMLSim's "
-            "alert_accounts/transactions files with is_sar, or an AMLworld file with 'Is Laundering'. Without it, "
+            "alert_accounts/transactions files with is_sar, or an AMLworld file with 'Is Laundering' (and its "
+            "*_Patterns.txt for typologies). Without it, "
             "the AMLSim or AMLworld labels loaded into the workspace are used.",
             show_default=False,
         ),
@@ -51,6 +52,9 @@ def render(result: dict[str, Any]) -> None:
         f"{_count(t['positive_accounts'])} of them positive · {_count(t['fraud_transactions'])} fraud "
         f"transactions of {t['transactions']:,}"
     )
+    if t.get("patterns"):
+        p = t["patterns"]
+        say(f"typologies: {p['path']} lists {p['listed']:,} payments, {p['matched']:,} of them loaded here")
     excluded = result["detection"]["accounts"].get("excluded_roles")
     if excluded is not None:
         say(

@@ -90,7 +90,7 @@ def _amlworld_channel() -> str:
     )
 
 
-def _amlworld_bank(col: str) -> str:
+def amlworld_bank(col: str) -> str:
     """A bank id without its leading zeros when it is all digits ("010" -> "10", "000" -> "0").
 
     AMLworld pads the bank ids of its transactions ("010") but not those of its accounts file ("10"), so as
@@ -159,9 +159,9 @@ PROFILES: dict[str, dict[str, Mapping]] = {
             columns={
                 "ts": f"coalesce(CAST(try_strptime(CAST({ident('Timestamp')} AS VARCHAR), '%Y/%m/%d %H:%M') "
                 f"AS VARCHAR), CAST({ident('Timestamp')} AS VARCHAR))",
-                "src_bank": _amlworld_bank("From Bank"),
+                "src_bank": amlworld_bank("From Bank"),
                 "src_account": ident("Account"),
-                "dst_bank": _amlworld_bank("To Bank"),
+                "dst_bank": amlworld_bank("To Bank"),
                 "dst_account": ident("Account_1"),
                 "amount": ident("Amount Paid"),
                 "currency": _case(ident("Payment Currency"), AMLWORLD_CURRENCIES),
@@ -187,7 +187,7 @@ PROFILES: dict[str, dict[str, Mapping]] = {
         ),
         "accounts": Mapping(
             columns={
-                "bank": _amlworld_bank("Bank ID"),
+                "bank": amlworld_bank("Bank ID"),
                 "account": ident("Account Number"),
                 "holder_id": ident("Entity ID"),
                 "holder_name": ident("Entity Name"),
