@@ -380,7 +380,8 @@ def _published(settings: DetectSettings, notes: list[str], only: Iterable[str] |
     if asked & set(settings.unpublished):
         settings = replace(settings, unpublished=tuple(t for t in settings.unpublished if t not in asked))
     if settings.unpublished:
-        notes = [*notes, f"not published (detect --only publishes one): {', '.join(settings.unpublished)}"]
+        held = ", ".join(settings.unpublished)
+        notes = [*notes, f"detected but not published: {held} (unpublished; `detect --only TYPOLOGY` publishes one)"]
     return settings, notes
 
 
