@@ -74,8 +74,11 @@ def bounded_simple_cycles(
     -----
     A depth-first search from every node ``s`` in increasing order through nodes greater than ``s``
     only, so each cycle is found once, from its smallest node. Before each search a backwards
-    breadth-first search gives every node's distance back to ``s`` within ``max_len - 1`` hops; the
-    search never enters a node from which ``s`` is too far to close a cycle in time. With
+    breadth-first search gives every node's distance back to ``s`` within ``max_len // 2`` hops (a node
+    farther away counts one hop more); the search never enters a node from which ``s`` is too far to
+    close a cycle in time. Half the depth bounds the deep end of the search as tightly, where its paths
+    are many, and costs far less: the ball grows with every hop (AMLSim's development set replicated
+    10 times, 956 k candidate edges: 8.5-11.9 s against 14.7-17.8 s to the full depth, alternating runs). With
     ``need_quiet`` only quiet nodes are roots, and the searches may pass busy nodes in any order, so
     a graph with few quiet nodes costs few searches. The work is
     bounded by the number of simple paths of length up to ``max_len`` that can still close, unlike
@@ -95,9 +98,10 @@ def bounded_simple_cycles(
             pred[v].add(u)
     ordered = {u: sorted(vs) for u, vs in succ.items()}
     found = []
+    depth = max(1, max_len // 2)
     for s in sorted(q for q in succ if q in quiet) if need_quiet else sorted(succ):
         dist, frontier = {s: 0}, [s]
-        for d in range(1, max_len):
+        for d in range(1, depth + 1):
             nxt = []
             for v in frontier:
                 for u in pred[v]:
@@ -117,7 +121,11 @@ def bounded_simple_cycles(
                 if v == s:
                     if len(path) >= min_len:
                         found.append(list(path))
-                elif v in dist and v not in on_path and len(path) + dist[v] <= max_len:
+                elif (
+                    (v > s or (need_quiet and v not in quiet))
+                    and v not in on_path
+                    and len(path) + dist.get(v, depth + 1) <= max_len
+                ):
                     b = busy[-1] + (v not in quiet)
                     if b > limit:
                         continue
