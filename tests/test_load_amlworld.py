@@ -127,3 +127,17 @@ def test_a_bitcoin_amount_under_the_resolution_is_named(cli, db, tmp_path):
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT CAST(amount AS VARCHAR) FROM transactions").fetchall() == [("0.0001",)]
     con.close()
+
+
+@pytest.mark.parametrize("payee", ["Account", "Account.1", "Account_duplicated_0"])
+def test_the_payee_column_under_other_tools_names(cli, db, tmp_path, payee):
+    """IBM's header names "Account" twice; a copy written back by pandas ("Account.1") or Polars
+    ("Account_duplicated_0") names the payee's column its own way: each is the payee."""
+    path = tmp_path / "x_Trans.csv"
+    path.write_text(TRANS_HEADER.replace("To Bank,Account,", f"To Bank,{payee},") + CHANNELS[1][0] + "\n")
+    r = cli(f"load transactions {path} --profile amlworld")
+    assert r.code == 0, r.err
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute("SELECT src_bank, src_account, dst_bank, dst_account FROM transactions").fetchall()
+    con.close()
+    assert rows == [("10", "A1", "20", "B1")]

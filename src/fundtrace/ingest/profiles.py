@@ -7,7 +7,7 @@ label expressions that go to the ``labels`` table (read by evaluation only, neve
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fundtrace.errors import UsageError
 
@@ -108,6 +108,11 @@ def _amlsim_day(col: str) -> str:
     )
 
 
+# AMLworld's header names "Account" twice, the payer's and then the payee's. Reading it, DuckDB calls the second
+# "Account_1"; a copy written back by pandas calls it "Account.1", by Polars "Account_duplicated_0".
+AMLWORLD_RECEIVER = "Account_1"
+AMLWORLD_RECEIVER_ALIASES = ("Account.1", "Account_duplicated_0")
+
 PROFILES: dict[str, dict[str, Mapping]] = {
     "amlsim": {
         "transactions": Mapping(
@@ -162,7 +167,7 @@ PROFILES: dict[str, dict[str, Mapping]] = {
                 "src_bank": amlworld_bank("From Bank"),
                 "src_account": ident("Account"),
                 "dst_bank": amlworld_bank("To Bank"),
-                "dst_account": ident("Account_1"),
+                "dst_account": ident(AMLWORLD_RECEIVER),
                 "amount": ident("Amount Paid"),
                 "currency": _case(ident("Payment Currency"), AMLWORLD_CURRENCIES),
                 "channel": _amlworld_channel(),
@@ -172,7 +177,7 @@ PROFILES: dict[str, dict[str, Mapping]] = {
                 "From Bank",
                 "Account",
                 "To Bank",
-                "Account_1",
+                AMLWORLD_RECEIVER,
                 "Amount Paid",
                 "Amount Received",
                 "Payment Currency",
@@ -208,7 +213,16 @@ def mapping_for(profile: str, kind: str, source_columns: list[str], native: list
         raise UsageError(f"unknown profile {profile!r} (known: native, {', '.join(PROFILES)})")
     if kind not in PROFILES[profile]:
         raise UsageError(f"profile {profile!r} has no {kind}; load those in the native columns")
-    return PROFILES[profile][kind]
+    mapping = PROFILES[profile][kind]
+    if profile == "amlworld" and kind == "transactions" and AMLWORLD_RECEIVER not in source_columns:
+        alias = next((a for a in AMLWORLD_RECEIVER_ALIASES if a in source_columns), None)
+        if alias:
+            mapping = replace(
+                mapping,
+                columns={**mapping.columns, "dst_account": ident(alias)},
+                requires=tuple(alias if r == AMLWORLD_RECEIVER else r for r in mapping.requires),
+            )
+    return mapping
 
 
 def _normal(name: str) -> str:
