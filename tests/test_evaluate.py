@@ -457,3 +457,30 @@ def test_amlworld_patterns_give_typologies(cli, db, tmp_path):
     (truth / "HI-Tiny_Patterns.txt").write_text("BEGIN LAUNDERING ATTEMPT - CYCLE\nnot a payment\n")
     r = cli(f"evaluate --truth {truth}")
     assert r.code == 2 and "HI-Tiny_Patterns.txt:2: not a transaction line" in r.err
+
+
+def test_amlsim_earlier_layout_truth(cli, db, tmp_path):
+    """AMLSim's published sample sets: TX_ID / IS_FRAUD / ALERT_ID and alerts.csv with ALERT_TYPE."""
+    from test_load import AMLSIM_V1_TXNS
+
+    truth = tmp_path / "v1"
+    truth.mkdir()
+    (truth / "transactions.csv").write_text(AMLSIM_V1_TXNS)
+    (truth / "alerts.csv").write_text(
+        "ALERT_ID,ALERT_TYPE,IS_FRAUD,TX_ID,SENDER_ACCOUNT_ID,RECEIVER_ACCOUNT_ID,TX_TYPE,TX_AMOUNT,TIMESTAMP\n"
+        "1,fan_in,True,664370,4282,5009,TRANSFER,570258.25,101\n"
+    )
+    assert cli(f"load transactions {truth / 'transactions.csv'} --profile amlsim").code == 0
+    with Workspace(db) as ws:
+        for table in ("alerts", "alert_members", "alert_evidence"):
+            ws.con.execute(f"DROP TABLE IF EXISTS {table}").fetchall()
+            ws.con.execute(f"CREATE TABLE {table} ({CONTRACT_TABLES[table]})").fetchall()
+        ws.con.execute("INSERT INTO alerts (alert_id, typology, score, summary) VALUES ('A', 'fan_in', 1, 'x')")
+        ws.con.execute(
+            "INSERT INTO alert_members (alert_id, bank, account, account_id, role) "
+            "VALUES ('A', 'amlsim', '5009', account_key('amlsim', '5009'), 'hub')"
+        ).fetchall()
+    out = run_json(cli, f"--truth {truth}")
+    assert out["truth"]["kind"] == "amlsim" and out["truth"]["fraud_transactions"] == 1
+    acc = by_typology(out["detection"]["accounts"])
+    assert (acc["fan_in"]["truth"], acc["fan_in"]["found"], acc["fan_in"]["precision"]) == (2, 1, 1.0)

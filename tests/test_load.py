@@ -3,6 +3,8 @@ fails the batch with a one-line error, and the workspace is otherwise left as it
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import duckdb
 import pytest
 
@@ -386,3 +388,35 @@ def test_first_occurrence_in_file_order_is_kept_in_a_parallel_read(cli, db, tmp_
     con.close()
     assert kept == [(1, 1)]
     assert order == 0, "rows are stored in file order"
+
+
+AMLSIM_V1_TXNS = """TX_ID,SENDER_ACCOUNT_ID,RECEIVER_ACCOUNT_ID,TX_TYPE,TX_AMOUNT,TIMESTAMP,IS_FRAUD,ALERT_ID
+1,6456,9069,TRANSFER,465.05,0,False,-1
+2,7516,9543,TRANSFER,564.64,0,False,-1
+664370,4282,5009,TRANSFER,570258.25,101,True,1
+"""
+AMLSIM_V1_ACCOUNTS = """ACCOUNT_ID,CUSTOMER_ID,INIT_BALANCE,COUNTRY,ACCOUNT_TYPE,IS_FRAUD,TX_BEHAVIOR_ID
+4282,C_4282,1000.0,US,I,True,1
+5009,C_5009,250.5,US,I,False,1
+"""
+
+
+def test_amlsim_earlier_layout(cli, db, tmp_path):
+    """AMLSim's published sample sets use upper-case names and step numbers: the amlsim profile reads them too."""
+    (tmp_path / "transactions.csv").write_text(AMLSIM_V1_TXNS)
+    (tmp_path / "accounts.csv").write_text(AMLSIM_V1_ACCOUNTS)
+    for kind in ("transactions", "accounts"):
+        r = cli(f"load {kind} {tmp_path / (kind + '.csv')} --profile amlsim")
+        assert r.code == 0, r.err
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute(
+        "SELECT txn_id, strftime(ts, '%Y-%m-%d'), src_account, dst_account, amount FROM transactions ORDER BY 1"
+    ).fetchall()
+    labels = con.execute("SELECT txn_id, is_fraud, alert_id FROM labels WHERE is_fraud").fetchall()
+    accounts = con.execute("SELECT account, holder_id, kind, balance FROM accounts ORDER BY 1").fetchall()
+    met = con.execute("SELECT count(*) FROM transactions t JOIN accounts a ON a.account_id = t.src_id").fetchall()
+    con.close()
+    assert rows[2] == ("664370", "2017-04-12", "4282", "5009", Decimal("570258.2500"))  # step 101: day 101
+    assert labels == [("664370", True, "1")]
+    assert accounts[0][:3] == ("4282", "C_4282", "personal") and float(accounts[0][3]) == 1000.0
+    assert met[0][0] == 1

@@ -16,7 +16,9 @@ Truth kinds, told apart by the files present (:func:`truth_kind`):
     IBM AMLSim's ``transactions.csv[.gz]`` (``is_sar``, ``alert_id``) and/or
     ``alert_accounts.csv[.gz]`` (``alert_id``, ``alert_type``, ``acct_id``, ``is_sar``). A
     transaction is fraud when ``is_sar``; a positive account has at least one fraud transaction;
-    its typology is the ``alert_type`` of that transaction's alert. Without the transactions file,
+    its typology is the ``alert_type`` of that transaction's alert. AMLSim's earlier layout (its
+    published sample sets) is read too: ``TX_ID``, ``IS_FRAUD``, ``ALERT_ID`` in ``transactions`` and
+    the alert types in ``alerts`` (``ALERT_ID``, ``ALERT_TYPE``). Without the transactions file,
     the workspace's ``labels`` (source ``amlsim``) stand in for it. Accounts are under bank ``amlsim``.
 ``amlworld``
     IBM AMLworld's ``Is Laundering`` labels, as loaded into the workspace's ``labels`` table
@@ -131,8 +133,11 @@ def truth_kind(ws: Workspace, directory: Path | None) -> str:
         return "fundtrace"
     if find_truth_file(directory, "alert_accounts"):
         return "amlsim"
+    alerts = find_truth_file(directory, "alerts")
+    if alerts and "alert_type" in _lower_columns(ws.con, alerts):
+        return "amlsim"
     txns = find_truth_file(directory, "transactions")
-    if txns and "is_sar" in _columns(ws.con, txns):
+    if txns and _amlsim_flag(_lower_columns(ws.con, txns)):
         return "amlsim"
     for path in sorted(directory.iterdir()):
         if (
@@ -146,7 +151,8 @@ def truth_kind(ws: Workspace, directory: Path | None) -> str:
     raise InputError(
         f"--truth {directory}: no ground truth found",
         hint="expected truth_accounts/truth_transactions/truth_holdings (fundtrace simulate), "
-        "alert_accounts or transactions with is_sar (AMLSim), or an AMLworld file with 'Is Laundering'",
+        "alert_accounts, alerts or transactions with is_sar or IS_FRAUD (AMLSim), or an AMLworld file with "
+        "'Is Laundering' or its *_Patterns.txt",
     )
 
 
@@ -209,10 +215,24 @@ def _columns(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     return [r[0] for r in rows]
 
 
+def _lower_columns(con: duckdb.DuckDBPyConnection, path: Path) -> set[str]:
+    return {c.lower() for c in _columns(con, path)}
+
+
+def _amlsim_flag(columns: set[str]) -> tuple[str, str] | None:
+    """(id, laundering flag) columns of an AMLSim transactions file: tran_id and is_sar, or, in its earlier
+    layout (the published sample sets), TX_ID and IS_FRAUD; None when it has neither."""
+    for pair in (("tran_id", "is_sar"), ("tx_id", "is_fraud")):
+        if set(pair) <= columns:
+            return pair
+    return None
+
+
 def _read(con: duckdb.DuckDBPyConnection, path: Path, required: tuple[str, ...]) -> str:
     """A sub-query over the truth file ``path`` (bound as ``$path``), after checking its columns."""
     present = _columns(con, path)
-    missing = [c for c in required if c not in present]
+    lower = {c.lower() for c in present}  # SQL names are case-insensitive (AMLSim's earlier files: TX_ID ...)
+    missing = [c for c in required if c.lower() not in lower]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(present)})")
     return f"(SELECT * FROM {_source(con, path)})"
@@ -255,12 +275,12 @@ def _stage_truth(ws: Workspace, kind: str, directory: Path | None) -> _Staged:
     elif kind == "amlsim":
         types = _amlsim_alert_types(con, directory)
         path = find_truth_file(directory, "transactions") if directory else None
-        if path:
-            src = _read(con, path, ("tran_id", "is_sar"))
-            alert = "CAST(alert_id AS VARCHAR)" if "alert_id" in _columns(con, path) else "NULL"
-            fraud_sql = (
-                f"SELECT CAST(tran_id AS VARCHAR) AS txn_id, {alert} AS alert_id FROM {src} WHERE {_flag('is_sar')}"  # noqa: E501
-            )
+        columns = _lower_columns(con, path) if path else set()
+        if path and _amlsim_flag(columns):
+            tid, flag = _amlsim_flag(columns)
+            src = _read(con, path, (tid, flag))
+            alert = "CAST(alert_id AS VARCHAR)" if "alert_id" in columns else "NULL"
+            fraud_sql = f"SELECT CAST({tid} AS VARCHAR) AS txn_id, {alert} AS alert_id FROM {src} WHERE {_flag(flag)}"
             fraud_path = path
         elif _has_labels(con, "amlsim"):
             fraud_sql = (
@@ -416,9 +436,9 @@ def _amlworld_patterns(con: duckdb.DuckDBPyConnection, directory: Path | None, s
 
 def _amlsim_alert_types(con: duckdb.DuckDBPyConnection, directory: Path | None) -> str:
     """Stage (alert_id, alert_type) from alert_accounts or alert_transactions; return the relation."""
-    for name in ("alert_accounts", "alert_transactions"):
+    for name in ("alert_accounts", "alert_transactions", "alerts"):  # alerts: AMLSim's earlier layout
         path = find_truth_file(directory, name) if directory else None
-        if path and {"alert_id", "alert_type"} <= set(_columns(con, path)):
+        if path and {"alert_id", "alert_type"} <= _lower_columns(con, path):
             _create(
                 con,
                 _TYPES,

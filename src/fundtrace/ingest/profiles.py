@@ -90,6 +90,29 @@ def _amlworld_channel() -> str:
     )
 
 
+def _amlsim_channel(col: str) -> str:
+    """AMLSim's transaction types as channels; others pass through to validation."""
+    types = {
+        "TRANSFER": "transfer", "WIRE": "transfer", "CASH": "atm", "CASH-OUT": "atm", "CASH_OUT": "atm",
+        "CHECK": "transfer", "CREDIT": "transfer", "DEPOSIT": "transfer", "PAYMENT": "online",
+    }  # fmt: skip
+    return _case(f"upper(CAST({ident(col)} AS VARCHAR))", types)
+
+
+def _amlsim_labels(flag: str, alert: str) -> dict[str, str]:
+    """The laundering flag and the alert id (-1: none) of an AMLSim transaction."""
+    return {
+        "is_fraud": f"lower(CAST({ident(flag)} AS VARCHAR)) IN ('true', '1', 'yes')",
+        "alert_id": f"NULLIF(CAST({ident(alert)} AS VARCHAR), '-1')",
+    }
+
+
+def _amlsim_kind(col: str) -> str:
+    """AMLSim's account type: I(ndividual) personal, O(rganisation) business, any other lower-cased."""
+    t = f"CAST({ident(col)} AS VARCHAR)"
+    return f"CASE upper({t}) WHEN 'I' THEN 'personal' WHEN 'O' THEN 'business' ELSE lower({t}) END"
+
+
 def amlworld_bank(col: str) -> str:
     """A bank id without its leading zeros when it is all digits ("010" -> "10", "000" -> "0").
 
@@ -108,6 +131,37 @@ def _amlsim_day(col: str) -> str:
     )
 
 
+# AMLSim's earlier output layout (its published 1K/10K/100K sample sets): upper-case names, TIMESTAMP a step
+# number, no opening dates or names. mapping_for takes it when a file has its id column.
+AMLSIM_V1: dict[str, Mapping] = {
+    "transactions": Mapping(
+        columns={
+            "txn_id": ident("TX_ID"),
+            "ts": _amlsim_day("TIMESTAMP"),
+            "src_bank": literal(AMLSIM_BANK),
+            "src_account": ident("SENDER_ACCOUNT_ID"),
+            "dst_bank": literal(AMLSIM_BANK),
+            "dst_account": ident("RECEIVER_ACCOUNT_ID"),
+            "amount": ident("TX_AMOUNT"),
+            "currency": literal("USD"),
+            "channel": _amlsim_channel("TX_TYPE"),
+        },
+        requires=("TX_ID", "SENDER_ACCOUNT_ID", "RECEIVER_ACCOUNT_ID", "TX_AMOUNT", "TIMESTAMP"),
+        labels=_amlsim_labels("IS_FRAUD", "ALERT_ID"),
+    ),
+    "accounts": Mapping(
+        columns={
+            "bank": literal(AMLSIM_BANK),
+            "account": ident("ACCOUNT_ID"),
+            "holder_id": ident("CUSTOMER_ID"),
+            "kind": _amlsim_kind("ACCOUNT_TYPE"),
+            "balance": ident("INIT_BALANCE"),
+        },
+        requires=("ACCOUNT_ID", "INIT_BALANCE"),
+    ),
+}
+AMLSIM_V1_IDS = {"transactions": "TX_ID", "accounts": "ACCOUNT_ID"}
+
 # AMLworld's header names "Account" twice, the payer's and then the payee's. Reading it, DuckDB calls the second
 # "Account_1"; a copy written back by pandas calls it "Account.1", by Polars "Account_duplicated_0".
 AMLWORLD_RECEIVER = "Account_1"
@@ -125,26 +179,10 @@ PROFILES: dict[str, dict[str, Mapping]] = {
                 "dst_account": ident("bene_acct"),
                 "amount": ident("base_amt"),
                 "currency": literal("USD"),  # AMLSim's acct_rptng_crncy
-                "channel": _case(
-                    f"upper(CAST({ident('tx_type')} AS VARCHAR))",
-                    {
-                        "TRANSFER": "transfer",
-                        "WIRE": "transfer",
-                        "CASH": "atm",
-                        "CASH-OUT": "atm",
-                        "CASH_OUT": "atm",
-                        "CHECK": "transfer",
-                        "CREDIT": "transfer",
-                        "DEPOSIT": "transfer",
-                        "PAYMENT": "online",
-                    },
-                ),
+                "channel": _amlsim_channel("tx_type"),
             },
             requires=("tran_id", "orig_acct", "bene_acct", "base_amt", "tran_timestamp"),
-            labels={
-                "is_fraud": f"lower(CAST({ident('is_sar')} AS VARCHAR)) IN ('true', '1', 'yes')",
-                "alert_id": f"NULLIF(CAST({ident('alert_id')} AS VARCHAR), '-1')",
-            },
+            labels=_amlsim_labels("is_sar", "alert_id"),
         ),
         "accounts": Mapping(
             columns={
@@ -152,8 +190,7 @@ PROFILES: dict[str, dict[str, Mapping]] = {
                 "account": ident("acct_id"),
                 "holder_name": ident("dsply_nm"),
                 "opened_at": _amlsim_day("open_dt"),
-                "kind": f"CASE upper(CAST({ident('type')} AS VARCHAR)) WHEN 'I' THEN 'personal' "
-                f"WHEN 'O' THEN 'business' ELSE lower(CAST({ident('type')} AS VARCHAR)) END",
+                "kind": _amlsim_kind("type"),
                 "balance": ident("initial_deposit"),
             },
             requires=("acct_id", "initial_deposit", "type", "open_dt", "dsply_nm"),
@@ -214,6 +251,8 @@ def mapping_for(profile: str, kind: str, source_columns: list[str], native: list
     if kind not in PROFILES[profile]:
         raise UsageError(f"profile {profile!r} has no {kind}; load those in the native columns")
     mapping = PROFILES[profile][kind]
+    if profile == "amlsim" and AMLSIM_V1_IDS.get(kind) in source_columns:
+        mapping = AMLSIM_V1[kind]
     if profile == "amlworld" and kind == "transactions" and AMLWORLD_RECEIVER not in source_columns:
         alias = next((a for a in AMLWORLD_RECEIVER_ALIASES if a in source_columns), None)
         if alias:
