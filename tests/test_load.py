@@ -420,3 +420,25 @@ def test_amlsim_earlier_layout(cli, db, tmp_path):
     assert labels == [("664370", True, "1")]
     assert accounts[0][:3] == ("4282", "C_4282", "personal") and float(accounts[0][3]) == 1000.0
     assert met[0][0] == 1
+
+
+def test_amlsim_raw_log(cli, db, tmp_path):
+    """The simulator's raw tx_log.csv (PaySim's columns, step in days, no ids): two identical rows are two payments."""
+    path = tmp_path / "tx_log.csv"
+    path.write_text(
+        "step,type,amount,nameOrig,oldbalanceOrig,newbalanceOrig,nameDest,oldbalanceDest,newbalanceDest,isSAR,alertID\n"
+        "3,TRANSFER,100.5,7,1000,899.5,9,0,100.5,0,-1\n"
+        "3,TRANSFER,100.5,7,1000,899.5,9,0,100.5,0,-1\n"
+        "40,TRANSFER,2000,9,5000,3000,11,0,2000,1,12\n"
+    )
+    r = cli(f"load transactions {path} --profile amlsim")
+    assert r.code == 0, r.err
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute(
+        "SELECT strftime(ts, '%Y-%m-%d'), src_account, dst_account FROM transactions ORDER BY ts"
+    ).fetchall()
+    ids = con.execute("SELECT count(DISTINCT txn_id) FROM transactions").fetchall()[0][0]
+    labels = con.execute("SELECT is_fraud, alert_id FROM labels WHERE is_fraud").fetchall()
+    con.close()
+    assert rows == [("2017-01-04", "7", "9"), ("2017-01-04", "7", "9"), ("2017-02-10", "9", "11")] and ids == 3
+    assert labels == [(True, "12")]

@@ -131,36 +131,63 @@ def _amlsim_day(col: str) -> str:
     )
 
 
-# AMLSim's earlier output layout (its published 1K/10K/100K sample sets): upper-case names, TIMESTAMP a step
-# number, no opening dates or names. mapping_for takes it when a file has its id column.
-AMLSIM_V1: dict[str, Mapping] = {
-    "transactions": Mapping(
-        columns={
-            "txn_id": ident("TX_ID"),
-            "ts": _amlsim_day("TIMESTAMP"),
-            "src_bank": literal(AMLSIM_BANK),
-            "src_account": ident("SENDER_ACCOUNT_ID"),
-            "dst_bank": literal(AMLSIM_BANK),
-            "dst_account": ident("RECEIVER_ACCOUNT_ID"),
-            "amount": ident("TX_AMOUNT"),
-            "currency": literal("USD"),
-            "channel": _amlsim_channel("TX_TYPE"),
-        },
-        requires=("TX_ID", "SENDER_ACCOUNT_ID", "RECEIVER_ACCOUNT_ID", "TX_AMOUNT", "TIMESTAMP"),
-        labels=_amlsim_labels("IS_FRAUD", "ALERT_ID"),
-    ),
-    "accounts": Mapping(
-        columns={
-            "bank": literal(AMLSIM_BANK),
-            "account": ident("ACCOUNT_ID"),
-            "holder_id": ident("CUSTOMER_ID"),
-            "kind": _amlsim_kind("ACCOUNT_TYPE"),
-            "balance": ident("INIT_BALANCE"),
-        },
-        requires=("ACCOUNT_ID", "INIT_BALANCE"),
-    ),
+# AMLSim's other layouts, each told by a column only it has (mapping_for): its published sample sets (upper-case
+# names, TIMESTAMP a step number, accounts without opening dates or names) and the simulator's raw log (tx_log.csv:
+# PaySim's columns, step in days, no transaction id, so ids come from the rows' content).
+AMLSIM_LAYOUTS: dict[str, list[tuple[str, Mapping]]] = {
+    "transactions": [
+        (
+            "TX_ID",
+            Mapping(
+                columns={
+                    "txn_id": ident("TX_ID"),
+                    "ts": _amlsim_day("TIMESTAMP"),
+                    "src_bank": literal(AMLSIM_BANK),
+                    "src_account": ident("SENDER_ACCOUNT_ID"),
+                    "dst_bank": literal(AMLSIM_BANK),
+                    "dst_account": ident("RECEIVER_ACCOUNT_ID"),
+                    "amount": ident("TX_AMOUNT"),
+                    "currency": literal("USD"),
+                    "channel": _amlsim_channel("TX_TYPE"),
+                },
+                requires=("TX_ID", "SENDER_ACCOUNT_ID", "RECEIVER_ACCOUNT_ID", "TX_AMOUNT", "TIMESTAMP"),
+                labels=_amlsim_labels("IS_FRAUD", "ALERT_ID"),
+            ),
+        ),
+        (
+            "isSAR",
+            Mapping(
+                columns={
+                    "ts": _amlsim_day("step"),
+                    "src_bank": literal(AMLSIM_BANK),
+                    "src_account": ident("nameOrig"),
+                    "dst_bank": literal(AMLSIM_BANK),
+                    "dst_account": ident("nameDest"),
+                    "amount": ident("amount"),
+                    "currency": literal("USD"),
+                    "channel": _amlsim_channel("type"),
+                },
+                requires=("step", "nameOrig", "nameDest", "amount", "isSAR", "alertID"),
+                labels=_amlsim_labels("isSAR", "alertID"),
+            ),
+        ),
+    ],
+    "accounts": [
+        (
+            "ACCOUNT_ID",
+            Mapping(
+                columns={
+                    "bank": literal(AMLSIM_BANK),
+                    "account": ident("ACCOUNT_ID"),
+                    "holder_id": ident("CUSTOMER_ID"),
+                    "kind": _amlsim_kind("ACCOUNT_TYPE"),
+                    "balance": ident("INIT_BALANCE"),
+                },
+                requires=("ACCOUNT_ID", "INIT_BALANCE"),
+            ),
+        )
+    ],
 }
-AMLSIM_V1_IDS = {"transactions": "TX_ID", "accounts": "ACCOUNT_ID"}
 
 # AMLworld's header names "Account" twice, the payer's and then the payee's. Reading it, DuckDB calls the second
 # "Account_1"; a copy written back by pandas calls it "Account.1", by Polars "Account_duplicated_0".
@@ -251,8 +278,8 @@ def mapping_for(profile: str, kind: str, source_columns: list[str], native: list
     if kind not in PROFILES[profile]:
         raise UsageError(f"profile {profile!r} has no {kind}; load those in the native columns")
     mapping = PROFILES[profile][kind]
-    if profile == "amlsim" and AMLSIM_V1_IDS.get(kind) in source_columns:
-        mapping = AMLSIM_V1[kind]
+    if profile == "amlsim":
+        mapping = next((m for column, m in AMLSIM_LAYOUTS.get(kind, ()) if column in source_columns), mapping)
     if profile == "amlworld" and kind == "transactions" and AMLWORLD_RECEIVER not in source_columns:
         alias = next((a for a in AMLWORLD_RECEIVER_ALIASES if a in source_columns), None)
         if alias:
