@@ -19,7 +19,8 @@ def evaluate(
         typer.Option(
             "--truth",
             help="The directory holding the ground truth: the truth_* files of `fundtrace simulate`, AMLSim's "
-            "alert_accounts/transactions files with is_sar, or an AMLworld file with 'Is Laundering' (and its "
+            "alert_accounts/transactions files with is_sar (or alerts/transactions with IS_FRAUD), or an AMLworld "
+            "file with 'Is Laundering' (and its "
             "*_Patterns.txt for typologies). Without it, "
             "the AMLSim or AMLworld labels loaded into the workspace are used.",
             show_default=False,
