@@ -3,9 +3,9 @@
 SQL keeps only candidate edges between accounts that passed money through near the window (a
 pass-through episode that ended at most a dwell window before the window starts and started before it
 ends), payers with two or more payees that each have ``layer_min`` or more such payers, trimmed twice,
-hubs left out; NetworkX then takes each window's connected components of that small graph and keeps the
-dense ones (at least 80 % of payer-payee pairs present). A handful of edges per window: a union-find takes
-the components (importing NetworkX for them cost 0.24 s of every detect run, 6 % of an incremental one).
+hubs left out; then each window's connected components of that small graph are taken and the dense ones
+kept (at least 80 % of payer-payee pairs present). A handful of edges per window: a union-find takes the
+components (importing NetworkX for them cost 0.24 s of every detect run, 6 % of an incremental one).
 
 Judging members near the window, not by an episode anywhere in history, keeps an incremental run (which
 reads only a context window) equal to a full one: a new payment changes only episodes that started at
