@@ -447,6 +447,8 @@ def test_amlworld_patterns_give_typologies(cli, db, tmp_path):
         ).fetchall()
     out = run_json(cli, f"--truth {truth}")
     assert out["truth"]["patterns"]["listed"] == 3 and out["truth"]["patterns"]["matched"] == 2
+    (truth / "HI-Tiny_Patterns.txt").write_text("\ufeff" + PATTERNS.replace("\n", "\r\n"))  # BOM, CRLF
+    assert run_json(cli, f"--truth {truth}")["truth"]["patterns"] == out["truth"]["patterns"]
     acc = by_typology(out["detection"]["accounts"])
     # stacked: A1 -> B1; fan_out: B1 -> C1; B1 is flagged (by the fan-out alert) and of both typologies
     assert (acc["stacked"]["truth"], acc["stacked"]["found"]) == (2, 1)

@@ -395,7 +395,7 @@ def _amlworld_patterns(con: duckdb.DuckDBPyConnection, directory: Path | None, s
     names = ("ts", "src_bank", "src_account", "dst_bank", "dst_account", "amount", "currency", "typology")
     rows: dict[str, list] = {n: [] for n in names}
     typology = None
-    with path.open(encoding="utf-8", errors="replace") as f:
+    with path.open(encoding="utf-8-sig", errors="replace") as f:  # a copy saved by Excel starts with a BOM
         for n, line in enumerate(f, 1):
             line = line.strip()
             if line.startswith("BEGIN LAUNDERING ATTEMPT"):
