@@ -9,7 +9,7 @@ from dataclasses import replace
 from fundtrace.detect import DetectSettings, run
 from fundtrace.detect.settings import DAY_SCALE
 from fundtrace.workspace import Workspace
-from test_detect_helpers import fill, snapshot
+from test_detect_helpers import fill, full_state, incremental_state, snapshot
 from test_detect_incremental import SETTINGS, _world
 
 # V0..V7 pay F, which pays O0..O7 on: a fan-in and a fan-out around the pass-through hub F.
@@ -47,21 +47,17 @@ def test_incremental_equals_full_with_unpublished_typologies(tmp_path):
     settings = replace(SETTINGS, unpublished=("pass_through", "fan_in"))
     cut = 8 * 1440
     rows = _world(3, boundary=cut)
-    first, second = [r for r in rows if r[1] < cut], [r for r in rows if r[1] >= cut]
-    with Workspace(tmp_path / "inc.duckdb") as ws:
-        fill(ws, first, batch_id=1)
-        run(ws, settings)
-        fill(ws, second, batch_id=2)
-        assert run(ws, settings)["mode"] == "incremental"
-        got = snapshot(ws)
-        held = _raw(ws, "pass_through"), _raw(ws, "fan_in")
-    with Workspace(tmp_path / "full.duckdb") as ws:
-        fill(ws, first, batch_id=1)
-        fill(ws, second, batch_id=2)
-        full = run(ws, settings, full=True)
-        assert got == snapshot(ws)
-    assert min(held) > 0 and not {"pass_through", "fan_in"} & set(full["alerts"])
-    assert {"chain", "cycle", "scatter_gather"} <= set(full["alerts"])
+    batches = [[r for r in rows if r[1] < cut], [r for r in rows if r[1] >= cut]]
+
+    def state(ws):
+        return snapshot(ws), (_raw(ws, "pass_through"), _raw(ws, "fan_in")), _published(ws)
+
+    got, _ = incremental_state(tmp_path / "inc.duckdb", batches, settings, state=state)
+    expected = full_state(tmp_path / "full.duckdb", batches, settings, state=state)
+    assert got == expected
+    _, held, published = expected
+    assert min(held) > 0 and not {"pass_through", "fan_in"} & set(published)
+    assert {"chain", "cycle", "scatter_gather"} <= set(published)
 
 
 def test_unpublished_names_typologies():

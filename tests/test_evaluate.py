@@ -380,24 +380,31 @@ ROLE_CASES = [
 ]
 
 
+def _hand_alert(db, alert_id: str, typology: str, bank: str, account: str, role: str | None) -> None:
+    """Fresh alert tables (the published contract) holding one hand-made alert with one member."""
+    with Workspace(db) as ws:
+        for table in ("alerts", "alert_members", "alert_evidence"):
+            ws.con.execute(f"DROP TABLE IF EXISTS {table}").fetchall()
+            ws.con.execute(f"CREATE TABLE {table} ({CONTRACT_TABLES[table]})").fetchall()
+        ws.con.execute(
+            "INSERT INTO alerts (alert_id, typology, score, summary) VALUES (?, ?, 0.5, 'hand-made')",
+            [alert_id, typology],
+        ).fetchall()
+        ws.con.execute(
+            "INSERT INTO alert_members (alert_id, bank, account, account_id, role) "
+            "VALUES (?, ?, ?, account_key(?, ?), ?)",
+            [alert_id, bank, account, bank, account, role],
+        ).fetchall()
+
+
 @pytest.mark.parametrize(("kind", "role", "flagged"), ROLE_CASES)
 def test_member_roles_flagged_per_truth_kind(cli, db, kind, role, flagged):
     loads, truth, (bank, account), amount, positives = ROLE_WORLDS[kind]
     for what, path, extra in loads:
         r = cli(f"load {what} {path} {extra}")
         assert r.code == 0, r.err
+    _hand_alert(db, "R1", "fan_in", bank, account, role)
     with Workspace(db) as ws:
-        for table in ("alerts", "alert_members", "alert_evidence"):
-            ws.con.execute(f"DROP TABLE IF EXISTS {table}").fetchall()
-            ws.con.execute(f"CREATE TABLE {table} ({CONTRACT_TABLES[table]})").fetchall()
-        ws.con.execute(
-            "INSERT INTO alerts (alert_id, typology, score, summary) VALUES ('R1', 'fan_in', 0.5, 'hand-made')"
-        ).fetchall()
-        ws.con.execute(
-            "INSERT INTO alert_members (alert_id, bank, account, account_id, role) "
-            "VALUES ('R1', ?, ?, account_key(?, ?), ?)",
-            [bank, account, bank, account, role],
-        ).fetchall()
         # the fraud transaction the member pays (the only one of that amount from that account)
         ws.con.execute(
             "INSERT INTO alert_evidence SELECT 'R1', txn_id FROM transactions "
@@ -436,15 +443,7 @@ def test_amlworld_patterns_give_typologies(cli, db, tmp_path):
     shutil.copy(AMLWORLD / "HI-Tiny_Trans.csv", truth)
     (truth / "HI-Tiny_Patterns.txt").write_text(PATTERNS)
     assert cli(f"load transactions {truth / 'HI-Tiny_Trans.csv'} --profile amlworld").code == 0
-    with Workspace(db) as ws:
-        for table in ("alerts", "alert_members", "alert_evidence"):
-            ws.con.execute(f"DROP TABLE IF EXISTS {table}").fetchall()
-            ws.con.execute(f"CREATE TABLE {table} ({CONTRACT_TABLES[table]})").fetchall()
-        ws.con.execute("INSERT INTO alerts (alert_id, typology, score, summary) VALUES ('F1', 'fan_out', 1, 'x')")
-        ws.con.execute(
-            "INSERT INTO alert_members (alert_id, bank, account, account_id, role) "
-            "VALUES ('F1', '2', 'B1', account_key('2', 'B1'), 'hub')"
-        ).fetchall()
+    _hand_alert(db, "F1", "fan_out", "2", "B1", "hub")
     out = run_json(cli, f"--truth {truth}")
     assert out["truth"]["patterns"]["listed"] == 3 and out["truth"]["patterns"]["matched"] == 2
     (truth / "HI-Tiny_Patterns.txt").write_text("\ufeff" + PATTERNS.replace("\n", "\r\n"))  # BOM, CRLF
@@ -473,15 +472,7 @@ def test_amlsim_earlier_layout_truth(cli, db, tmp_path):
         "1,fan_in,True,664370,4282,5009,TRANSFER,570258.25,101\n"
     )
     assert cli(f"load transactions {truth / 'transactions.csv'} --profile amlsim").code == 0
-    with Workspace(db) as ws:
-        for table in ("alerts", "alert_members", "alert_evidence"):
-            ws.con.execute(f"DROP TABLE IF EXISTS {table}").fetchall()
-            ws.con.execute(f"CREATE TABLE {table} ({CONTRACT_TABLES[table]})").fetchall()
-        ws.con.execute("INSERT INTO alerts (alert_id, typology, score, summary) VALUES ('A', 'fan_in', 1, 'x')")
-        ws.con.execute(
-            "INSERT INTO alert_members (alert_id, bank, account, account_id, role) "
-            "VALUES ('A', 'amlsim', '5009', account_key('amlsim', '5009'), 'hub')"
-        ).fetchall()
+    _hand_alert(db, "A", "fan_in", "amlsim", "5009", "hub")
     out = run_json(cli, f"--truth {truth}")
     assert out["truth"]["kind"] == "amlsim" and out["truth"]["fraud_transactions"] == 1
     acc = by_typology(out["detection"]["accounts"])

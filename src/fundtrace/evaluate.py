@@ -276,8 +276,8 @@ def _stage_truth(ws: Workspace, kind: str, directory: Path | None) -> _Staged:
         types = _amlsim_alert_types(con, directory)
         path = find_truth_file(directory, "transactions") if directory else None
         columns = _lower_columns(con, path) if path else set()
-        if path and _amlsim_flag(columns):
-            tid, flag = _amlsim_flag(columns)
+        if path and (pair := _amlsim_flag(columns)):
+            tid, flag = pair
             src = _read(con, path, (tid, flag))
             alert = "CAST(alert_id AS VARCHAR)" if "alert_id" in columns else "NULL"
             fraud_sql = f"SELECT CAST({tid} AS VARCHAR) AS txn_id, {alert} AS alert_id FROM {src} WHERE {_flag(flag)}"
@@ -385,15 +385,19 @@ def _amlworld_patterns(con: duckdb.DuckDBPyConnection, directory: Path | None, s
     loads it (time, banks without leading zeros, accounts, amount paid, currency code); identical
     payments all match. A line that is no transaction is an error naming it.
     """
-    from fundtrace.ingest.profiles import AMLWORLD_CURRENCIES, amlworld_bank
+    from fundtrace.ingest.profiles import PROFILES
 
     none = "(SELECT CAST(NULL AS VARCHAR) AS txn_id, CAST(NULL AS VARCHAR) AS typology WHERE false)"
     found = sorted(p for p in directory.glob("*[Pp]atterns*.txt") if p.is_file()) if directory else []
     if not found:
         return none
     path = found[0]
-    names = ("ts", "src_bank", "src_account", "dst_bank", "dst_account", "amount", "currency", "typology")
-    rows: dict[str, list] = {n: [] for n in names}
+    mapping = PROFILES["amlworld"]["transactions"]
+    # the lines' cells under the transactions file's own column names (as DuckDB reads its header), so that the
+    # profile's expressions make them payments exactly as a load does
+    source = ("Timestamp", "From Bank", "Account", "To Bank", "Account_1", "Amount Received",
+              "Receiving Currency", "Amount Paid", "Payment Currency", "Payment Format")  # fmt: skip
+    rows: dict[str, list] = {n: [] for n in (*source, "typology")}
     typology = None
     with path.open(encoding="utf-8-sig", errors="replace") as f:  # a copy saved by Excel starts with a BOM
         for n, line in enumerate(f, 1):
@@ -405,20 +409,21 @@ def _amlworld_patterns(con: duckdb.DuckDBPyConnection, directory: Path | None, s
                 typology = None
             elif line and typology:
                 cells = line.split(",")
-                if len(cells) < 9:
+                if len(cells) < len(source):
                     raise InputError(f"{path}:{n}: not a transaction line: {line[:80]!r}")
-                values = (*cells[:5], cells[7], AMLWORLD_CURRENCIES.get(cells[8], cells[8]), typology)
-                for name, value in zip(names, values, strict=True):
+                for name, value in zip(rows, (*cells[: len(source)], typology), strict=True):
                     rows[name].append(value)
-    con.register("ft_eval_patterns_in", pa.table(rows, schema=pa.schema([(n, pa.string()) for n in names])))
+    con.register("ft_eval_patterns_in", pa.table(rows, schema=pa.schema([(n, pa.string()) for n in rows])))
+    c = mapping.columns
     try:
         _create(
             con,
             _PATTERNS,
             f"""SELECT DISTINCT t.txn_id, p.typology FROM (
-                  SELECT try_strptime(ts, '%Y/%m/%d %H:%M') AS ts, {amlworld_bank("src_bank")} AS src_bank,
-                         src_account, {amlworld_bank("dst_bank")} AS dst_bank, dst_account,
-                         TRY_CAST(amount AS DECIMAL(18, 4)) AS amount, currency, typology
+                  SELECT TRY_CAST({c["ts"]} AS TIMESTAMP) AS ts, {c["src_bank"]} AS src_bank,
+                         {c["src_account"]} AS src_account, {c["dst_bank"]} AS dst_bank,
+                         {c["dst_account"]} AS dst_account, TRY_CAST({c["amount"]} AS DECIMAL(18, 4)) AS amount,
+                         {c["currency"]} AS currency, typology
                   FROM ft_eval_patterns_in) p
                 JOIN transactions t ON t.ts = p.ts AND t.src_bank = p.src_bank AND t.src_account = p.src_account
                   AND t.dst_bank = p.dst_bank AND t.dst_account = p.dst_account AND t.amount = p.amount
@@ -428,7 +433,7 @@ def _amlworld_patterns(con: duckdb.DuckDBPyConnection, directory: Path | None, s
         con.unregister("ft_eval_patterns_in")
     staged.patterns = {
         "path": str(path),
-        "listed": len(rows["ts"]),
+        "listed": len(rows["typology"]),
         "matched": _scalar(con, f"SELECT count(DISTINCT txn_id) FROM {_PATTERNS}"),
     }
     return _PATTERNS
