@@ -10,7 +10,7 @@ signal, no rule over the transactions can reach both recall 0.90 and precision 0
 whatever finds the hubs. Positives as in bench/amlsim_quality.py: accounts with a laundering payment
 of an alert of that type.
 
-    python bench/amlsim_oracle.py [--data ../shared/data/amlsim-small] [--short 10]
+    python bench/amlsim_oracle.py [--data fixtures/amlsim-dev] [--short 10]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ SIDES = {"fan_in": ("bene_acct", "orig_acct"), "fan_out": ("orig_acct", "bene_ac
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/amlsim-small")
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / "fixtures/amlsim-dev")
     ap.add_argument("--short", type=int, default=10, help="at most this many payments in all: short-lived")
     args = ap.parse_args()
     con = duckdb.connect()

@@ -11,7 +11,7 @@ typology, so they show where fundtrace names a pattern differently from AMLSim (
 accepts an alert of any typology, its precision a positive of any typology). The script checks that
 its per-typology positives and flagged accounts are exactly evaluate's before printing them.
 
-    python bench/amlsim_quality.py [--data ../shared/data/amlsim-small] [--config fundtrace.toml]
+    python bench/amlsim_quality.py [--data fixtures/amlsim-dev] [--config fundtrace.toml]
                                    [--set fan_window_hours=2400 ...] [--json out.json]
 """
 
@@ -101,7 +101,7 @@ def measure(db: Path, data: Path, overrides: dict, config: Path | None = None) -
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/amlsim-small")
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / "fixtures/amlsim-dev")
     ap.add_argument("--config", type=Path, help="a fundtrace.toml whose [detect] section to use")
     ap.add_argument("--set", action="append", default=[], help="detect setting override, name=value")
     ap.add_argument("--json", type=Path, help="also write the rows and the run's figures here")

@@ -4,6 +4,7 @@ most accounts have marks none of them innocent (fundtrace.detect.fit)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -173,3 +174,15 @@ def test_an_opening_time_most_accounts_share_is_no_opening(tmp_path):
         fill(ws, _at("2024-03-01 08:00"))
         assert run(ws, DetectSettings(not_openings=("2024-03-01 09:00:00",)), full=True)["mode"] == "full"
     assert [f for f, _ in DetectSettings(not_openings=("yesterday",)).validate()] == ["not_openings"]
+
+
+def test_a_bulk_opening_time_starts_no_silence(tmp_path):
+    """An account that first pays days after its opening woke up from its opening, unless that opening is a bulk
+    load's time (not_openings): then nothing says it was silent (AMLSim's accounts all open at day 0)."""
+    rows = [("bg", datetime(2024, 3, 1, 8), "P", "Q", 50)]
+    rows += [(f"n{i}", datetime(2024, 3, 5, 10, i), "N", f"C{i}", 500) for i in range(4)]
+    quick = DetectSettings(dormant_days=2, active_hours=12, active_min_txns=3)
+    for name, settings, found in (("a", quick, 1), ("b", replace(quick, not_openings=("2024-03-01 09:00:00",)), None)):
+        with Workspace(tmp_path / f"{name}.duckdb") as ws:
+            fill(ws, rows, accounts=[{"account": "N", "opened_at": datetime(2024, 3, 1, 9)}])
+            assert run(ws, settings, full=True)["alerts"].get("dormant_active") == found

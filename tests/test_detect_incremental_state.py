@@ -172,17 +172,20 @@ def _dormant_world():
     a: its last earlier payment is before the window; b: it paid once in the window before the batch, after a
     stored silence that began before the window; c: as b, but silent since its opening; d: paid in the window
     less than dormant_days after its payment before the window, then fell silent until the batch; e: woke up
-    and went quiet long before the batch (its stored alert stays).
+    and went quiet long before the batch (its stored alert stays); f: opened in the window and silent since, woke
+    up before the batch (no payment before the window: its opening stands for one, as in a full run).
     """
     first = [("a0", 100, "a", "q1", 500.0), ("b0", 100, "b", "q2", 500.0), ("b1", 5900, "q3", "b", 900.0),
              ("c1", 5900, "q4", "c", 800.0), ("d0", 1300, "d", "q5", 100.0), ("d1", 3000, "q6", "d", 200.0),
              ("e0", 10, "e", "q7", 50.0)]  # fmt: skip
     first += [(f"e{j + 1}", 3000 + 10 * j, "e", f"q{j}", 700.0) for j in range(4)]
-    later = []
+    first += [(f"f{j}", 5400 + 10 * j, "f", f"q{j}", 600.0) for j in range(3)]
+    later = [("fn0", 6100, "f", "r0", 80.0)]
     for acct in "abcd":
         later += [(f"{acct}n{j}", 6050 + 40 * j, acct, f"r{j}", 1200.0 + j) for j in range(4)]
     accounts = [{"account": a, "opened_at": T0 - timedelta(days=30)} for a in "abde"]
     accounts += [{"account": "c", "opened_at": T0 + timedelta(minutes=200)}]
+    accounts += [{"account": "f", "opened_at": T0 + timedelta(minutes=2500)}]
     return first + _NOISE, later, accounts
 
 
@@ -201,19 +204,19 @@ def test_dormant_history_comes_from_the_stored_state(tmp_path, monkeypatch):
     real = detect._dormant
     monkeypatch.setattr(detect, "_dormant", spy)
     got, r = _incremental(tmp_path / "i.duckdb", [first, later], accounts)
-    assert calls == [True] and r["recomputed"]["dormant_active"] == 4
+    assert calls == [True] and r["recomputed"]["dormant_active"] == 5
     with Workspace(tmp_path / "i.duckdb") as ws:
         stored = _dormant_state(ws)
-        names = {_key(ws, a): a for a in "abcde"}
+        names = {_key(ws, a): a for a in "abcdef"}
     expected = _full(tmp_path / "f.duckdb", [first, later], accounts)
     assert got == expected
     with Workspace(tmp_path / "f.duckdb") as ws:
         assert stored == _dormant_state(ws)  # the silences, the last payments and the batch they cover
     woke = {(names[a], w // 60_000_000) for a, w, _ in stored[0] if a in names}
-    assert woke == {("a", 6050), ("b", 5900), ("c", 5900), ("d", 6050), ("e", 3000)}
+    assert woke == {("a", 6050), ("b", 5900), ("c", 5900), ("d", 6050), ("e", 3000), ("f", 5400)}
     assert {
         m[2] for a in _raw(expected, "dormant_active") for m in expected[2] if m[0] == a[0] and m[4] == "hub"
-    } == set("abcde")
+    } == set("abcdef")
 
 
 def _dormant_state(ws) -> tuple:
@@ -222,3 +225,19 @@ def _dormant_state(ws) -> tuple:
     ).fetchall()
     last = ws.con.execute("SELECT * FROM detect_last_pay ORDER BY ALL").fetchall()
     return rows, last, ws.con.execute("SELECT value FROM detect_state WHERE name = 'last_pay_batch'").fetchall()
+
+
+def test_last_payments_kept_without_first_payments_are_built_again(tmp_path):
+    """A workspace whose stored last payments an older version kept (no first payments) has them built again by
+    the next run, which then stores what a full run stores."""
+    first, later, accounts = _dormant_world()
+    with Workspace(tmp_path / "i.duckdb") as ws:
+        fill(ws, first, batch_id=1, accounts=accounts)
+        run(ws, SETTINGS)
+        ws.con.execute("ALTER TABLE detect_last_pay DROP COLUMN first_t").fetchall()
+        fill(ws, later, batch_id=2)
+        assert run(ws, SETTINGS)["mode"] == "incremental"
+        got, stored = _state(ws), _dormant_state(ws)
+    assert got == _full(tmp_path / "f.duckdb", [first, later], accounts)
+    with Workspace(tmp_path / "f.duckdb") as ws:
+        assert stored == _dormant_state(ws)

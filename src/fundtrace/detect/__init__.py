@@ -555,9 +555,10 @@ def _can_wake(con, settings: DetectSettings) -> bool:
 
 
 def _last_pay_ready(con, plan: _Plan) -> bool:
-    """Make ``detect_last_pay`` hold each account's last payment of the batches before the new ones; whether it can.
+    """Make ``detect_last_pay`` hold each account's last and first payment of the batches before the new ones;
+    whether it can.
 
-    It is kept up to date from each batch once built (``_update_in_totals``); a full run builds it when the
+    It is kept up to date from each batch once built (``_update_last_pay``); a full run builds it when the
     payments span ``dormant_days``, an incremental run the first time it needs it (once, from every earlier
     payment). With an explicit ``since`` the new payments are not whole batches: the detector reads the history.
     """
@@ -573,11 +574,13 @@ def _last_pay_batch(con) -> int | None:
     return int(rows[0][0]) if rows else None
 
 
-# Each account's last payment (acct, last_t in epoch us) in the batches after $d up to $m.
+# Each account's last and first payment (acct, last_t, first_t in epoch us) in the batches after $d up to $m.
 _LAST_PAYS = (
-    "SELECT acct, max(t) AS last_t FROM ("
-    "SELECT src_id AS acct, epoch_us(max(ts)) AS t FROM transactions WHERE batch_id > $d AND batch_id <= $m GROUP BY 1 "
-    "UNION ALL SELECT dst_id, epoch_us(max(ts)) FROM transactions WHERE batch_id > $d AND batch_id <= $m GROUP BY 1"
+    "SELECT acct, max(last_t) AS last_t, min(first_t) AS first_t FROM ("
+    "SELECT src_id AS acct, epoch_us(max(ts)) AS last_t, epoch_us(min(ts)) AS first_t FROM transactions "
+    "WHERE batch_id > $d AND batch_id <= $m GROUP BY 1 "
+    "UNION ALL SELECT dst_id, epoch_us(max(ts)), epoch_us(min(ts)) FROM transactions "
+    "WHERE batch_id > $d AND batch_id <= $m GROUP BY 1"
     ") GROUP BY acct"
 )
 
@@ -918,8 +921,13 @@ def _ensure_raw(con) -> None:
         con.execute("DELETE FROM detect_in_state").fetchall()
     if "detect_in_state" not in have:
         con.execute("CREATE TABLE detect_in_state (max_batch_id INTEGER)").fetchall()
-    if "detect_last_pay" not in have:  # each account's last payment (epoch us); see _last_pay_ready
-        con.execute("CREATE TABLE detect_last_pay (acct UBIGINT, last_t BIGINT)").fetchall()
+    if "detect_last_pay" not in have:  # each account's last and first payment (epoch us); see _last_pay_ready
+        con.execute("CREATE TABLE detect_last_pay (acct UBIGINT, last_t BIGINT, first_t BIGINT)").fetchall()
+    elif not con.execute(
+        "SELECT 1 FROM duckdb_columns() WHERE table_name = 'detect_last_pay' AND column_name = 'first_t'"
+    ).fetchall():  # kept by an older version, without the first payments: built again when next needed
+        con.execute("ALTER TABLE detect_last_pay ADD COLUMN first_t BIGINT").fetchall()
+        _build_last_pay(con, None)
     if "detect_dormant_gaps" not in have:  # every silence of dormant_days (da_wake), kept by dormant_active's runs
         con.execute("CREATE TABLE detect_dormant_gaps (acct UBIGINT, wake_t BIGINT, prev_t BIGINT)").fetchall()
     if "detect_sink_paid" not in have:  # empty: the next publish computes what it needs
@@ -987,11 +995,11 @@ def _update_last_pay(con, settings: DetectSettings, max_batch: int, full: bool) 
         con.execute(f"CREATE OR REPLACE TEMP TABLE dx_last_new AS {_LAST_PAYS}", {"d": done, "m": max_batch})
         # deleted and inserted again, not updated in place (see _update_in_totals)
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE dx_last_sum AS SELECT n.acct, greatest(l.last_t, n.last_t) AS last_t "
-            "FROM dx_last_new n LEFT JOIN detect_last_pay l ON l.acct = n.acct"
+            "CREATE OR REPLACE TEMP TABLE dx_last_sum AS SELECT n.acct, greatest(l.last_t, n.last_t) AS last_t, "
+            "least(l.first_t, n.first_t) AS first_t FROM dx_last_new n LEFT JOIN detect_last_pay l ON l.acct = n.acct"
         )
         con.execute("DELETE FROM detect_last_pay WHERE acct IN (SELECT acct FROM dx_last_new)")
-        con.execute("INSERT INTO detect_last_pay SELECT acct, last_t FROM dx_last_sum")
+        con.execute("INSERT INTO detect_last_pay SELECT acct, last_t, first_t FROM dx_last_sum")
         con.execute("UPDATE detect_state SET value = $v WHERE name = 'last_pay_batch'", {"v": str(max_batch)})
 
 
