@@ -256,3 +256,30 @@ def test_since_with_new_settings_then_a_plain_run_equals_full(cli, tmp_path, db)
     got = _state(db)
     _detect(cli, "--fan-min 9 --full")
     assert got == _state(db)
+
+
+def test_a_dense_mesh_stops_the_cycle_walk_with_a_clear_error(cli, tmp_path, db):
+    """Twelve accounts paying each other the same amount every minute hold more time-ordered cycles than anyone
+    could read: past cycle_max_walks open walks detect stops with one line naming the setting, stores nothing,
+    and leaves the last run's alerts as they were."""
+    lines = [
+        f"{i},2024-03-01T{8 + i // 60:02d}:{i % 60:02d},A{i % 12},A{(i % 12 + 1 + i // 12 % 11) % 12},1000,transfer"
+        for i in range(240)
+    ]
+    assert cli(f"load transactions {_write(tmp_path, 'mesh.csv', lines)}").code == 0
+    assert _detect(cli)["alerts"].get("cycle", 0) > 100
+    before = _state(db)
+    (tmp_path / "fundtrace.toml").write_text("[detect]\ncycle_max_walks = 500\n")
+    _clean_error(cli("detect"), 1, "cycle_max_walks (500)", "dense mesh", "--only")
+    assert _state(db) == before
+
+
+def test_running_out_of_memory_names_the_setting(cli, tmp_path, db):
+    """A step that outgrows detect.memory_limit fails with one line saying which setting to raise; nothing is
+    stored (onetime: a million equal payments at one instant made the chain walk do that at 1,200 MB)."""
+    assert cli(f"load transactions {_write(tmp_path, 'same.csv', SAME_TS)}").code == 0
+    before = _detect(cli)
+    state = _state(db)
+    (tmp_path / "fundtrace.toml").write_text('[detect]\nmemory_limit = "1MB"\n')
+    _clean_error(cli("detect --full"), 1, "Out of Memory", "detect.memory_limit (1MB)", "nothing was stored")
+    assert _state(db) == state and before["alerts"]

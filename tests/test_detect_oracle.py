@@ -19,6 +19,7 @@ import networkx as nx
 import pytest
 
 from fundtrace.detect.base import alert_id, collect
+from fundtrace.detect.cycles import temporal_cycles
 from fundtrace.detect.settings import DetectSettings
 from fundtrace.detect.sqlfamilies import prepare, run_query
 from fundtrace.engine import DuckDBEngine
@@ -81,7 +82,7 @@ def test_temporal_cycles_match_networkx(tmp_path, seed, tolerance):
     )
     ws, engine = _engine_for(tmp_path, rows, settings)
     run_query(engine, "detect_pass_through", settings)  # cycles read pt_hits (unused here: switched off)
-    run_query(engine, "detect_cycles", settings)
+    temporal_cycles(engine, settings)
     got = {tuple(r[0]) for r in ws.con.execute("SELECT txns FROM cy_found").fetchall()}
     expected = _temporal_cycles_oracle(rows, 24 * 60, 4, tolerance)  # lengths 2..4
     assert got == expected

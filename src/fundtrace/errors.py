@@ -67,3 +67,7 @@ class QueryError(FundtraceError):
         self.name = name
         self.sql = sql
         super().__init__(f"step {name!r} failed: {str(cause).splitlines()[0]}")
+
+
+class TooManyWalks(FundtraceError):
+    """A path search outgrew its limit (the payments form a dense mesh); the run stored nothing."""

@@ -75,7 +75,7 @@ from fundtrace.detect.sqlfamilies import (
     run_query,
 )
 from fundtrace.engine import DuckDBEngine
-from fundtrace.errors import UsageError
+from fundtrace.errors import QueryError, UsageError
 
 __all__ = ["TYPOLOGIES", "DetectSettings", "run"]
 
@@ -345,6 +345,13 @@ def run(
         if plan.mode != "up_to_date":
             results = _detect(ws, engine, settings, plan, wanted, ring_settings, step, clock)
             _store(ws, engine, settings, plan, results, wanted, clock)
+    except QueryError as exc:
+        if "Out of Memory" in str(exc):  # e.g. chains through a dense mesh of equal payments at one time
+            exc.hint = (
+                f"the payments outgrew detect.memory_limit ({settings.memory_limit}): raise it in fundtrace.toml, "
+                "or leave that step's typologies out with --only; nothing was stored"
+            )
+        raise
     finally:
         _drop_scratch(ws.con)
         ws.con.execute(f"SET memory_limit = '{old_limit}'")

@@ -5,7 +5,9 @@ with the kind named in the alert's sentence:
 
 - **temporal** (as in 2SCENT): payments a1 -> a2 -> ... -> a1 at strictly increasing times, all within
   ``cycle_window_hours`` of the first, amounts changing by at most ``cycle_tolerance`` per hop. A
-  bounded recursive SQL walk (``queries/detect/cycles.sql``).
+  SQL walk one payment further per round (``queries/detect/cycles.sql``, rounds run by :func:`_walk`)
+  that keeps only walks which can still come back; past ``cycle_max_walks`` open walks it stops with
+  :class:`~fundtrace.errors.TooManyWalks`.
 - **static**: length-bounded simple cycles of the account-to-account graph of one window (a bucket of
   ``cycle_window_hours`` and the next), the hops in any time order. SQL picks, aggregates and trims
   the candidate edges (``queries/detect/cycles_static.sql``); :func:`bounded_simple_cycles` finds the
@@ -25,6 +27,7 @@ cycles at least half the members do nothing else in the window.
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from collections.abc import Hashable, Iterable
 
@@ -33,9 +36,11 @@ import pyarrow as pa
 from fundtrace import queries
 from fundtrace.detect.base import Detection, collect, concat, params_for
 from fundtrace.detect.settings import DetectSettings
-from fundtrace.errors import ConfigError
+from fundtrace.errors import ConfigError, QueryError, TooManyWalks
 
-__all__ = ["QUERIES", "TABLES", "bounded_simple_cycles", "canonical", "detect_cycles", "static_cycles"]
+__all__ = [
+    "QUERIES", "TABLES", "bounded_simple_cycles", "canonical", "detect_cycles", "static_cycles", "temporal_cycles",
+]  # fmt: skip
 
 QUERIES = ("detect_cycles", "detect_cycles_static", "detect_cycles_static_alerts", "detect_cycles_scope")  # scratch
 TABLES = ("cs_found", "cs_found_edges")  # scratch tables made here, besides the queries' steps
@@ -217,6 +222,53 @@ def _run(engine, name: str, settings: DetectSettings, upto: str | None = None, a
     return engine.run_steps(steps, q.bind(params_for(q, settings))) if steps else after or ""
 
 
+def temporal_cycles(engine, settings: DetectSettings, after: str | None = None) -> str:
+    """Run ``queries/detect/cycles.sql`` (its steps after step ``after``), the walk's rounds included; return
+    its alert table. Reads ``dt_tx`` and ``pt_hits``."""
+    _run(engine, "detect_cycles", settings, upto="cy_closed", after=after)
+    _walk(engine, settings)
+    return _run(engine, "detect_cycles", settings, after="cy_extend")
+
+
+def _walk(engine, settings: DetectSettings) -> None:
+    """The temporal walk's later rounds: ``cy_extend`` makes each round's walks from the last round's (``cy_walk``,
+    made with ``cy_closed`` by the query's own steps), and ``cy_closed`` gains those that came back.
+
+    Raises TooManyWalks past ``cycle_max_walks`` open walks in a round, before the next round multiplies them.
+    """
+    q = queries.get("detect_cycles")
+    sql, params = dict(q.steps), q.bind(params_for(q, settings))
+    for depth in range(2, settings.cycle_max_len + 1):
+        open_walks = engine.to_arrow("SELECT count(*) AS n FROM cy_walk WHERE cur <> start_acct").column(0)[0].as_py()
+        if open_walks > settings.cycle_max_walks:
+            raise TooManyWalks(
+                f"temporal cycles: {open_walks:,} walks of {depth - 1} payments are still open, more than "
+                f"cycle_max_walks ({settings.cycle_max_walks:,}): the candidate payments form a dense mesh",
+                hint="lower detect.cycle_max_len or cycle_window_hours, set cycle_kinds to static, raise "
+                "cycle_max_walks, or leave cycles out with --only",
+            )
+        if not open_walks:
+            return
+        started = time.perf_counter()
+        _materialise(engine, "cy_walk_next", sql["cy_extend"], params)
+        engine.execute("DROP TABLE cy_walk")
+        engine.execute("ALTER TABLE cy_walk_next RENAME TO cy_walk")
+        engine.execute(f"INSERT INTO cy_closed {sql['cy_closed']}", _used(params, sql["cy_closed"]))
+        if engine.debug_sql:
+            engine.report(f"round {depth}: {engine.count('cy_walk'):,} walks in {time.perf_counter() - started:.2f}s")
+
+
+def _used(params: dict, sql: str) -> dict:
+    return {k: v for k, v in params.items() if f"${k}" in sql}
+
+
+def _materialise(engine, name: str, sql: str, params: dict) -> None:
+    try:
+        engine.materialise(name, sql, _used(params, sql))
+    except Exception as exc:  # the engine's own error type varies; name the step, as run_steps does
+        raise QueryError(name, sql, exc) from exc
+
+
 def detect_cycles(engine, settings: DetectSettings) -> Detection:
     """Temporal and/or static cycles (``cycle_kinds``); see the module docstring.
 
@@ -230,7 +282,7 @@ def detect_cycles(engine, settings: DetectSettings) -> Detection:
     width = round(settings.cycle_window_hours * 3600e6)
     after = "cy_tx" if engine.table_exists(SCOPED) else None
     if "temporal" in kinds:
-        found = [collect(engine, _run(engine, "detect_cycles", settings, after=after))]
+        found = [collect(engine, temporal_cycles(engine, settings, after))]
         temporal = engine.to_arrow("SELECT start_t, accts FROM cy_found").to_pylist()
     else:
         _run(engine, "detect_cycles", settings, upto="cy_tx", after=after)  # only the candidate payments

@@ -190,6 +190,9 @@ class DetectSettings:
     cycle_max_degree: float = 60.0
     cycle_pass_through_only: bool = True
     cycle_min_quiet_share: float = 0.5  # static: share of accounts with no other payments in the window
+    # temporal: open walks a round may hold (~200 bytes each); past it detection stops with an error rather than
+    # fill the disk (a dense mesh of equal payments has more time-ordered cycles than any analyst could read)
+    cycle_max_walks: int = 5_000_000
     # structuring
     threshold: float = 50_000.0
     margin: float = 0.1
@@ -264,6 +267,8 @@ class DetectSettings:
             problems.append(("threshold", "must be greater than 0"))
         if not self.cycle_kinds or set(self.cycle_kinds) - set(CYCLE_KINDS):
             problems.append(("cycle_kinds", f"must name one or both of {', '.join(CYCLE_KINDS)}"))
+        if self.cycle_max_walks < 1:
+            problems.append(("cycle_max_walks", "must be at least 1"))
         if not 0 <= self.cycle_min_quiet_share <= 1:
             problems.append(("cycle_min_quiet_share", "must be between 0 and 1"))
         return infinite + [p for p in problems if p[0] not in {name for name, _ in infinite}]
