@@ -19,7 +19,7 @@ import pytest
 
 from fundtrace.detect import DetectSettings, run
 from fundtrace.detect.base import alert_id
-from fundtrace.detect.cycles import bounded_simple_cycles, canonical, detect_cycles
+from fundtrace.detect.cycles import _peel, bounded_simple_cycles, canonical, detect_cycles
 from fundtrace.detect.sqlfamilies import prepare, run_query
 from fundtrace.engine import DuckDBEngine
 from fundtrace.errors import ConfigError
@@ -292,3 +292,15 @@ def test_pass_through_is_judged_at_the_payment_not_anywhere_in_history(tmp_path)
         raw = dict(ws.con.execute("SELECT typology, count(*) FROM detect_raw_alerts GROUP BY 1").fetchall())
     assert raw.get("pass_through", 0) == 4 and "cycle" not in raw and "cycle" not in full["alerts"]
     assert got == expected
+
+
+def test_nodes_on_no_cycle_are_peeled_before_the_search():
+    """A long chain of forwarding accounts feeding a ring and leaving it: only the ring's nodes are searched."""
+    edges = [(i, i + 1) for i in range(1000)] + [(1000, 2000), (2000, 2001), (2001, 1000), (2001, 3000)]
+    succ, pred = defaultdict(set), defaultdict(set)
+    for u, v in edges:
+        succ[u].add(v)
+        pred[v].add(u)
+    _peel(succ, pred)
+    assert {u for u, vs in succ.items() if vs} == {1000, 2000, 2001}
+    assert bounded_simple_cycles(edges, max_len=6) == [[1000, 2000, 2001]]
