@@ -283,3 +283,16 @@ def test_running_out_of_memory_names_the_setting(cli, tmp_path, db):
     (tmp_path / "fundtrace.toml").write_text('[detect]\nmemory_limit = "1MB"\n')
     _clean_error(cli("detect --full"), 1, "Out of Memory", "detect.memory_limit (1MB)", "nothing was stored")
     assert _state(db) == state and before["alerts"]
+
+
+def test_a_sum_beyond_the_largest_money_value_is_a_clear_error(cli, tmp_path, db):
+    """Each payment loads below 10^14 (DECIMAL(18, 4)), but an account passing two of them on moves more than any
+    money column holds: detect fails with one line saying so, and stores nothing."""
+    lines = [
+        "1,2024-03-01T08:00,A,M,90000000000000,transfer", "2,2024-03-01T08:10,B,M,90000000000000,transfer",
+        "3,2024-03-01T09:00,M,C,89000000000000,transfer", "4,2024-03-01T09:10,M,D,89000000000000,transfer",
+    ]  # fmt: skip
+    assert cli(f"load transactions {_write(tmp_path, 'big.csv', lines)}").code == 0
+    _clean_error(cli("detect"), 1, "99,999,999,999,999.9999, the largest sum of money fundtrace keeps")
+    with Workspace(db) as ws:
+        assert ws.con.execute("SELECT count(*) FROM alerts").fetchall() == [(0,)]

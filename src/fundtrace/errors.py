@@ -66,7 +66,13 @@ class QueryError(FundtraceError):
     def __init__(self, name: str, sql: str, cause: Exception | str):
         self.name = name
         self.sql = sql
-        super().__init__(f"step {name!r} failed: {str(cause).splitlines()[0]}")
+        first = str(cause).splitlines()[0]
+        super().__init__(f"step {name!r} failed: {first}")
+        if "Conversion Error" in first and "DECIMAL(18,4)" in first:  # money is DECIMAL(18, 4) throughout
+            self.hint = (
+                "a total of amounts passed 99,999,999,999,999.9999, the largest sum of money fundtrace keeps "
+                "(a load keeps each payment below it): check the files' amounts and their unit"
+            )
 
 
 class TooManyWalks(FundtraceError):
