@@ -27,7 +27,6 @@ cycles at least half the members do nothing else in the window.
 from __future__ import annotations
 
 import math
-import time
 from collections import defaultdict
 from collections.abc import Hashable, Iterable
 
@@ -36,14 +35,14 @@ import pyarrow as pa
 from fundtrace import queries
 from fundtrace.detect.base import Detection, collect, concat, params_for
 from fundtrace.detect.settings import DetectSettings
-from fundtrace.errors import ConfigError, QueryError, TooManyWalks
+from fundtrace.errors import ConfigError, TooManyWalks
 
 __all__ = [
     "QUERIES", "TABLES", "bounded_simple_cycles", "canonical", "detect_cycles", "static_cycles", "temporal_cycles",
 ]  # fmt: skip
 
 QUERIES = ("detect_cycles", "detect_cycles_static", "detect_cycles_static_alerts", "detect_cycles_scope")  # scratch
-TABLES = ("cs_found", "cs_found_edges")  # scratch tables made here, besides the queries' steps
+TABLES = ("cs_found", "cs_found_edges", "cy_came_back", "cy_walk_next")  # scratch made here, besides the queries' steps
 SCOPED = "cy_sc_tx"  # made by fundtrace.detect.cycle_scope: cy_tx and cy_deg are ready, cy_tx narrowed to the scope
 
 
@@ -271,24 +270,11 @@ def _walk(engine, settings: DetectSettings) -> None:
             )
         if not open_walks:
             return
-        started = time.perf_counter()
-        _materialise(engine, "cy_walk_next", sql["cy_extend"], params)
+        engine.run_steps([("cy_walk_next", sql["cy_extend"])], params)
         engine.execute("DROP TABLE cy_walk")
         engine.execute("ALTER TABLE cy_walk_next RENAME TO cy_walk")
-        engine.execute(f"INSERT INTO cy_closed {sql['cy_closed']}", _used(params, sql["cy_closed"]))
-        if engine.debug_sql:
-            engine.report(f"round {depth}: {engine.count('cy_walk'):,} walks in {time.perf_counter() - started:.2f}s")
-
-
-def _used(params: dict, sql: str) -> dict:
-    return {k: v for k, v in params.items() if f"${k}" in sql}
-
-
-def _materialise(engine, name: str, sql: str, params: dict) -> None:
-    try:
-        engine.materialise(name, sql, _used(params, sql))
-    except Exception as exc:  # the engine's own error type varies; name the step, as run_steps does
-        raise QueryError(name, sql, exc) from exc
+        engine.run_steps([("cy_came_back", sql["cy_closed"])], params)
+        engine.execute("INSERT INTO cy_closed SELECT * FROM cy_came_back")
 
 
 def detect_cycles(engine, settings: DetectSettings) -> Detection:
