@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
@@ -111,6 +112,40 @@ def test_static_cycles_match_networkx(tmp_path, seed):
         assert "static cycle" in summary
         c = cycles[aid]
         assert sorted(evidence[aid]) == sorted(by_edge[(c[i], c[(i + 1) % len(c)])] for i in range(len(c)))
+    ws.close()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_static_cycles_with_a_quiet_share_match_networkx(tmp_path, seed):
+    """A busy random core with quiet accounts between core accounts (each paid once by one and paying one once, alone
+    or two in a row):
+    with a quiet share the static kind finds exactly NetworkX's cycles with that share of quiet accounts
+    (the candidate edges are pruned to those such a cycle can pass before the search)."""
+    rng = random.Random(500 + seed)
+    core = sorted(_random_edges(seed, 10, 18))
+    pipes = [(rng.randrange(10), rng.randrange(10)) for _ in range(6)]
+    edges = [(f"a{u}", f"a{v}") for u, v in core if u != v]
+    for i, (u, v) in enumerate(pipes):  # one quiet account between u and v, or two in a row
+        path = [f"a{u}", f"q{i}", *([f"r{i}"] if i % 2 else []), f"a{v}"]
+        edges += list(itertools.pairwise(path))
+    rows = [(f"t{i}", rng.randrange(600), u, v, rng.uniform(100, 900)) for i, (u, v) in enumerate(edges)]
+    share, max_len = rng.choice([0.25, 0.34, 0.5]), 6
+    settings = DetectSettings(
+        cycle_kinds=("static",), cycle_window_hours=24 * 365, cycle_max_len=max_len, cycle_min_len=2,
+        cycle_tolerance=-1, cycle_max_degree=1e9, cycle_pass_through_only=False, cycle_min_quiet_share=share,
+    )  # fmt: skip
+    ws, engine = _engine(tmp_path, rows, settings)
+    detect_cycles(engine, settings)
+    names = _ids(ws)
+    got = sorted(
+        canonical([names[int(a)] for a in akey.split(":")[2].split(",")])
+        for (akey,) in ws.con.execute("SELECT akey FROM cs_found").fetchall()
+    )
+    g = nx.DiGraph(edges)
+    quiet = {v for v in g if g.in_degree(v) == 1 and g.out_degree(v) == 1}
+    expected = [c for c in _nx_cycles(edges, max_len, 2) if sum(v in quiet for v in c) >= share * len(c) - 1e-9]
+    assert got == expected
+    assert seed > 0 or any(sum(v in quiet for v in c) < len(c) for c in expected)  # busy accounts on some cycles
     ws.close()
 
 

@@ -1,9 +1,11 @@
 -- name: detect_cycles_static
 -- kind: detect
--- description: Candidate account-to-account edges for length-bounded simple cycles with no time order: the candidate payments of detect_cycles aggregated per edge and window, trimmed of edges that cannot lie on a cycle.
--- inputs: cy_tx (detect_cycles)
--- outputs: cs_cand(w, src_id, dst_id, amt, in_first): one row per edge of window w (buckets w and w + 1 of cycle_window_hours), its money in the window, and whether it has a payment in bucket w; cs_quiet(w, acct): accounts whose only payments in window w are on one candidate edge in and one out (a cycle through them uses both).
+-- description: Candidate account-to-account edges for length-bounded simple cycles with no time order: the candidate payments of detect_cycles aggregated per edge and window, then, without a quiet share, trimmed of edges that cannot lie on a cycle (cs_trim1 to cs_cand), with one, pruned to the edges a cycle with that share can pass (cs_quiet, cs_keep), which leaves out more. detect_cycles runs one set of steps or the other.
+-- inputs: cy_tx, cy_deg (detect_cycles)
+-- outputs: cs_win(w, src_id, dst_id, amt, n, in_first): one row per edge of window w (buckets w and w + 1 of cycle_window_hours), its money and payments in the window, and whether it has a payment in bucket w; cs_cand: the edges of cs_win left by the trims; cs_quiet(w, acct): accounts whose only payments in window w are on one edge in and one out (a cycle through them uses both); cs_keep: the edges of cs_win a cycle with the quiet share can pass.
 -- param: cycle_window_hours DOUBLE = 72  All payments of a cycle happen within two buckets of this width, starting on a bucket boundary.
+-- param: cycle_min_quiet_share DOUBLE = 0.5  Share of a cycle's accounts that must be quiet (0: none need be).
+-- param: cycle_max_len INTEGER = 6  Most accounts in a cycle.
 -- step: cs_edge
 SELECT b, src_id, dst_id, sum(amt) AS amt, count(*) AS n FROM cy_tx GROUP BY b, src_id, dst_id
 -- step: cs_win
@@ -27,19 +29,60 @@ SELECT e.* FROM cs_trim2 e
 WHERE EXISTS (SELECT 1 FROM cs_trim2 i WHERE i.w = e.w AND i.dst_id = e.src_id)
   AND EXISTS (SELECT 1 FROM cs_trim2 o WHERE o.w = e.w AND o.src_id = e.dst_id)
 -- step: cs_quiet
--- Accounts left in cs_cand whose payments in the window (cy_deg counts all of them) are exactly those on
--- their one candidate edge in and one out.
-WITH node AS (SELECT DISTINCT w, src_id AS acct FROM cs_cand),
-edges AS (
-  SELECT w, acct, sum(n_in) AS n_in, sum(n_out) AS n_out, sum(n) AS n FROM (
-    SELECT n.w, n.acct, 1 AS n_in, 0 AS n_out, e.n FROM node n JOIN cs_win e ON e.w = n.w AND e.dst_id = n.acct
+-- Accounts whose payments in the window (cy_deg counts all of them) are exactly those on their one candidate edge
+-- in and one out: one pass over both ends of every edge, then the few with one of each against cy_deg.
+WITH one AS (
+  SELECT w, acct, sum(n) AS n FROM (
+    SELECT w, dst_id AS acct, 1 AS is_in, n FROM cs_win
     UNION ALL
-    SELECT n.w, n.acct, 0, 1, e.n FROM node n JOIN cs_win e ON e.w = n.w AND e.src_id = n.acct
+    SELECT w, src_id, 0, n FROM cs_win
   ) GROUP BY w, acct
-),
-busy AS (
-  SELECT n.w, n.acct, sum(d.n) AS n FROM node n JOIN cy_deg d ON d.acct = n.acct AND d.b IN (n.w, n.w + 1)
-  GROUP BY n.w, n.acct
+  HAVING sum(is_in) = 1 AND count(*) = 2
 )
-SELECT e.w, e.acct FROM edges e JOIN busy b ON b.w = e.w AND b.acct = e.acct
-WHERE e.n_in = 1 AND e.n_out = 1 AND b.n = e.n
+SELECT o.w, o.acct FROM one o JOIN cy_deg d ON d.acct = o.acct AND d.b IN (o.w, o.w + 1)
+GROUP BY o.w, o.acct, o.n
+HAVING sum(d.n) = o.n
+-- step: cs_keep
+-- With a quiet share above 0 a cycle passes a quiet account and at most B = floor((1 - share) * cycle_max_len)
+-- busy ones (the search's own bound, static_cycles in fundtrace/detect/cycles.py). So each busy account of a cycle
+-- lies on a run of busy accounts, at most B long, from a quiet account's payee to a quiet account's payer: its
+-- distance forward from such a payee plus its distance back from such a payer, through busy accounts, is at most
+-- B - 1. Only edges whose two ends are quiet or such busy accounts are kept; in a mesh of busy accounts that is
+-- a few around the quiet ones (1 M random payments among 20 k accounts: 610 k candidate edges, 25 quiet accounts).
+-- Share 0: every edge.
+WITH RECURSIVE
+lim AS (SELECT CAST(floor((1 - $cycle_min_quiet_share) * $cycle_max_len + 1e-9) AS INTEGER) AS b),
+busy_edge AS (  -- edges into a busy account (the runs' steps), with whether they leave a quiet one
+  SELECT e.w, e.src_id, e.dst_id, qs.acct IS NOT NULL AS from_quiet FROM cs_win e
+  LEFT JOIN cs_quiet qs ON qs.w = e.w AND qs.acct = e.src_id
+  LEFT JOIN cs_quiet qd ON qd.w = e.w AND qd.acct = e.dst_id
+  WHERE qd.acct IS NULL
+),
+edge_from_busy AS (  -- edges out of a busy account, with whether they reach a quiet one
+  SELECT e.w, e.src_id, e.dst_id, qd.acct IS NOT NULL AS to_quiet FROM cs_win e
+  LEFT JOIN cs_quiet qs ON qs.w = e.w AND qs.acct = e.src_id
+  LEFT JOIN cs_quiet qd ON qd.w = e.w AND qd.acct = e.dst_id
+  WHERE qs.acct IS NULL
+),
+fwd(w, acct, d) AS (
+  SELECT w, dst_id, 0 FROM busy_edge WHERE from_quiet AND (SELECT b FROM lim) >= 1
+  UNION
+  SELECT e.w, e.dst_id, f.d + 1 FROM fwd f JOIN busy_edge e ON e.w = f.w AND e.src_id = f.acct
+  WHERE f.d + 1 <= (SELECT b FROM lim) - 1
+),
+bwd(w, acct, d) AS (
+  SELECT w, src_id, 0 FROM edge_from_busy WHERE to_quiet AND (SELECT b FROM lim) >= 1
+  UNION
+  SELECT e.w, e.src_id, f.d + 1 FROM bwd f JOIN edge_from_busy e ON e.w = f.w AND e.dst_id = f.acct
+  WHERE f.d + 1 <= (SELECT b FROM lim) - 1
+),
+node AS (
+  SELECT w, acct FROM cs_quiet
+  UNION
+  SELECT f.w, f.acct FROM (SELECT w, acct, min(d) AS d FROM fwd GROUP BY w, acct) f
+  JOIN (SELECT w, acct, min(d) AS d FROM bwd GROUP BY w, acct) k ON k.w = f.w AND k.acct = f.acct
+  WHERE f.d + k.d <= (SELECT b FROM lim) - 1
+)
+SELECT e.w, e.src_id, e.dst_id, e.amt, e.in_first FROM cs_win e
+JOIN node s ON s.w = e.w AND s.acct = e.src_id
+JOIN node t ON t.w = e.w AND t.acct = e.dst_id

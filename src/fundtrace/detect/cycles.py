@@ -10,8 +10,8 @@ with the kind named in the alert's sentence:
   :class:`~fundtrace.errors.TooManyWalks`.
 - **static**: length-bounded simple cycles of the account-to-account graph of one window (a bucket of
   ``cycle_window_hours`` and the next), the hops in any time order. SQL picks, aggregates and trims
-  the candidate edges (``queries/detect/cycles_static.sql``); :func:`bounded_simple_cycles` finds the
-  cycles in Python on those few edges; SQL gathers the evidence
+  the candidate edges, or prunes them around the quiet accounts (``queries/detect/cycles_static.sql``);
+  :func:`bounded_simple_cycles` finds the cycles in Python on those few edges; SQL gathers the evidence
   (``queries/detect/cycles_static_alerts.sql``). A static cycle that is also a temporal cycle of the
   same window is reported once, as temporal.
 
@@ -204,6 +204,7 @@ def static_cycles(
     for w, acct in quiet or ():
         quiet_by_window[w].add(acct)
     share, max_len = settings.cycle_min_quiet_share, settings.cycle_max_len
+    # the same bound prunes the candidate edges before the search (cs_keep in queries/detect/cycles_static.sql)
     max_busy = math.floor((1 - share) * max_len + 1e-9) if share > 0 else None
     out = []
     for w in sorted(by_window):
@@ -296,9 +297,16 @@ def detect_cycles(engine, settings: DetectSettings) -> Detection:
         _run(engine, "detect_cycles", settings, upto="cy_tx", after=after)  # only the candidate payments
         found, temporal = [], []
     if "static" in kinds:
-        _run(engine, "detect_cycles_static", settings)
-        rows = engine.to_arrow("SELECT w, src_id, dst_id, amt, in_first FROM cs_cand").to_pylist()
-        quiet = {(r["w"], r["acct"]) for r in engine.to_arrow("SELECT w, acct FROM cs_quiet").to_pylist()}
+        # with a quiet share the edges are pruned around the quiet accounts, else trimmed (cycles_static.sql)
+        shared = settings.cycle_min_quiet_share > 0
+        edges = "cs_keep" if shared else "cs_cand"
+        q = queries.get("detect_cycles_static")
+        steps = ("cs_edge", "cs_win", *(("cs_quiet", "cs_keep") if shared else ("cs_trim1", "cs_trim2", "cs_cand")))
+        engine.run_steps([s for s in q.steps if s[0] in steps], q.bind(params_for(q, settings)))
+        rows = engine.to_arrow(f"SELECT w, src_id, dst_id, amt, in_first FROM {edges}").to_pylist()
+        quiet = None
+        if shared:
+            quiet = {(r["w"], r["acct"]) for r in engine.to_arrow("SELECT w, acct FROM cs_quiet").to_pylist()}
         skip = {(r["start_t"] // width, canonical(r["accts"][:-1])) for r in temporal}
         cycles = static_cycles(rows, settings, skip, quiet)
         akeys = [f"static:{c['w']}:{','.join(map(str, c['accts']))}" for c in cycles]
