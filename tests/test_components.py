@@ -117,20 +117,42 @@ def test_rejects_bad_arguments() -> None:
 
 
 @given(
-    st.lists(st.tuples(st.integers(0, 12), st.integers(0, 12)), max_size=40, unique=True),
+    st.lists(st.tuples(st.integers(0, 1), st.integers(0, 9), st.integers(0, 9)), max_size=40, unique=True),
+    st.sampled_from([(0.0, 0), (0.8, 3), (0.5, 2)]),
 )
 @settings(max_examples=200, deadline=None)
-def test_bipartite_components_match_networkx(pairs):
-    """Bipartite layering's union-find (payers and payees told apart, as an account may be both) gives
-    NetworkX's components, each with its edges."""
-    from fundtrace.detect.bipartite import _components
+def test_bipartite_blocks_match_networkx(edges, rule):
+    """Bipartite layering's graph (a window each, payers and payees told apart, as an account may be both), its
+    components on the engine and the blocks that can be dense: NetworkX's components of each window with
+    layer_min payers, two payees and edges for min_density of the pairs, each with its edges."""
+    from fundtrace import queries
+    from fundtrace.detect.bipartite import MIN_DENSITY
 
-    edges = [{"src": s, "dst": d} for s, d in pairs]
+    min_density, layer_min = rule
+    con = duckdb.connect()
+    engine = DuckDBEngine(con)
+    engine.register("frame", pa.table({
+        "wb": pa.array([w for w, _, _ in edges], pa.int64()),
+        "src": pa.array([s for _, s, _ in edges], pa.uint64()),
+        "dst": pa.array([d for _, _, d in edges], pa.uint64()),
+    }))  # fmt: skip
+    con.execute("CREATE TABLE bp_edges AS SELECT * FROM frame").fetchall()
+    cands = dict(queries.get("detect_bipartite_candidates").steps)
+    engine.run_steps([("bp_node", cands["bp_node"]), ("bp_graph", cands["bp_graph"])], {})
+    connected_components(engine, "bp_graph", "bp_comp")
+    blocks = queries.get("detect_bipartite_blocks")
+    engine.run_steps(blocks.steps, blocks.bind({"layer_min": layer_min, "min_density": min_density}))
+    by_component: dict[int, list] = {}
+    for c, w, src, dst in con.execute("SELECT component, wb, src, dst FROM bp_block").fetchall():
+        by_component.setdefault(c, []).append((w, src, dst))
+    got = sorted(sorted(sub) for sub in by_component.values())
     g = nx.Graph()
-    g.add_edges_from((("s", s), ("d", d)) for s, d in pairs)
-    want = sorted(sorted((n for n in comp), key=str) for comp in nx.connected_components(g))
-    got = [{("s", e["src"]) for e in part} | {("d", e["dst"]) for e in part} for part in _components(edges)]
-    assert sorted(sorted(c, key=str) for c in got) == want
-    assert sorted(len(p) for p in _components(edges)) == sorted(
-        g.subgraph(comp).number_of_edges() for comp in nx.connected_components(g)
-    )
+    g.add_edges_from(((w, "s", s), (w, "d", d)) for w, s, d in edges)
+    want = []
+    for comp in nx.connected_components(g):
+        sub = sorted((w, s, d) for w, s, d in edges if (w, "s", s) in comp)
+        payers, payees = {e[1] for e in sub}, {e[2] for e in sub}
+        if len(payers) >= layer_min and len(payees) >= 2 and len(sub) / (len(payers) * len(payees)) >= min_density:
+            want.append(sub)
+    assert got == sorted(want)
+    assert MIN_DENSITY == 0.8

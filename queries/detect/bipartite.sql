@@ -1,8 +1,8 @@
 -- name: detect_bipartite_candidates
 -- kind: detect
--- description: Candidate edges of bipartite layers: within a window of two layering buckets, payments between accounts that passed money through near that window (pt_hits: an episode that ended at most a dwell window before the window starts and started before it ends), where the payer pays two or more such payees that are each paid by layer_min or more such payers (trimmed twice); hubs left out. Components and density are checked in Python on these few edges.
+-- description: Candidate edges of bipartite layers: within a window of two layering buckets, payments between accounts that passed money through near that window (pt_hits: an episode that ended at most a dwell window before the window starts and started before it ends), where the payer pays two or more such payees that are each paid by layer_min or more such payers (trimmed twice); hubs left out. Their connected components are taken on the engine (detect_bipartite) and the dense ones checked in Python.
 -- inputs: dt_tx (detect_prep), pt_hits (detect_pass_through)
--- outputs: bp_hub(acct, b): the hub buckets of accounts with a pass-through episode (detect_bipartite takes them from layering's ly_hub when that ran); bp_edges(src, dst, wb, n, amt, first_t, last_t, txns)
+-- outputs: bp_hub(acct, b): the hub buckets of accounts with a pass-through episode (detect_bipartite takes them from layering's ly_hub when that ran); bp_edges(src, dst, wb, n, amt, first_t, last_t, txns); bp_node(wb, side, acct, node): a graph node per window, side (0 payer, 1 payee) and account; bp_graph(a, b): bp_edges as edges between those nodes (detect_bipartite takes their connected components)
 -- param: layer_window_hours DOUBLE = 72  Width of a layering bucket; a window is a bucket and the next one.
 -- param: layer_min DOUBLE = 3  Fewest payers paying the same payees.
 -- param: layer_max DOUBLE = 60  An account with more payments than this in a bucket is a hub and left out.
@@ -59,3 +59,14 @@ JOIN (SELECT dst, wb FROM bp_pairs GROUP BY 1, 2 HAVING count(*) >= $layer_min) 
 SELECT p.* FROM bp_trim1 p
 JOIN (SELECT src, wb FROM bp_trim1 GROUP BY 1, 2 HAVING count(*) >= 2) s ON s.src = p.src AND s.wb = p.wb
 JOIN (SELECT dst, wb FROM bp_trim1 GROUP BY 1, 2 HAVING count(*) >= $layer_min) d ON d.dst = p.dst AND d.wb = p.wb
+-- step: bp_node
+-- A payer and a payee are different nodes even for one account, and each window is a graph of its own.
+SELECT wb, side, acct, row_number() OVER (ORDER BY wb, side, acct) AS node FROM (
+  SELECT DISTINCT wb, 0 AS side, src AS acct FROM bp_edges
+  UNION ALL
+  SELECT DISTINCT wb, 1, dst FROM bp_edges
+)
+-- step: bp_graph
+SELECT s.node AS a, d.node AS b FROM bp_edges e
+JOIN bp_node s ON s.wb = e.wb AND s.side = 0 AND s.acct = e.src
+JOIN bp_node d ON d.wb = e.wb AND d.side = 1 AND d.acct = e.dst
