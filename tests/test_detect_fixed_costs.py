@@ -10,7 +10,7 @@ import pytest
 
 from fundtrace import queries
 from fundtrace.detect import _drop_scratch, _share_before, run
-from fundtrace.detect.base import MEMBER_SCHEMA, collect, fill_names, name_accounts
+from fundtrace.detect.base import MEMBER_SCHEMA, collect, name_accounts, name_members
 from fundtrace.engine import DuckDBEngine
 from fundtrace.workspace import Workspace
 from test_detect_helpers import fill, full_state, snapshot
@@ -56,7 +56,13 @@ def _members(rows):
     return pa.Table.from_pylist([dict(zip(MEMBER_SCHEMA.names, r, strict=True)) for r in rows], schema=MEMBER_SCHEMA)
 
 
-def test_fill_names_names_every_member_once_in_order():
+def _staged(engine, members: pa.Table) -> None:
+    engine.register("frame", members)
+    engine.execute("CREATE TEMP TABLE m AS SELECT * FROM frame")
+    engine.unregister("frame")
+
+
+def test_name_members_names_every_member_once():
     con = _payments_con()
     engine = DuckDBEngine(con)
     members = _members(
@@ -68,29 +74,30 @@ def test_fill_names_names_every_member_once_in_order():
             ("a3", None, None, 2, "hub", None),
         ]
     )
-    named = fill_names(engine, members)
+    _staged(engine, members)
+    name_members(engine, "m")
+    named = engine.to_arrow("SELECT * FROM m ORDER BY alert_id, account_id")
     assert named.schema == MEMBER_SCHEMA
-    assert named.select(["alert_id", "account_id", "role", "level"]) == members.select(
-        ["alert_id", "account_id", "role", "level"]
-    )
-    assert list(zip(named["bank"].to_pylist(), named["account"].to_pylist(), strict=True)) == [
-        ("b3", "p3"),
-        ("b1", "p1"),
-        ("b4", "p4"),
-        ("b2", "p2"),
-        ("b2", "p2"),
+    assert named.to_pylist() == [
+        {"alert_id": "a1", "bank": "b1", "account": "p1", "account_id": 1, "role": "mule", "level": 1},
+        {"alert_id": "a1", "bank": "b4", "account": "p4", "account_id": 4, "role": "source", "level": None},
+        {"alert_id": "a2", "bank": "b2", "account": "p2", "account_id": 2, "role": "mule", "level": None},
+        {"alert_id": "a2", "bank": "b3", "account": "p3", "account_id": 3, "role": "sink", "level": None},
+        {"alert_id": "a3", "bank": "b2", "account": "p2", "account_id": 2, "role": "hub", "level": None},
     ]
     # the run's cache holds them now, and the look-up left no scratch table behind
     assert con.execute("SELECT count(*) FROM dx_names").fetchall()[0][0] == 4
     assert not engine.table_exists("dx_unnamed") and not engine.table_exists("dx_named_by")
-    assert not engine.table_exists("dx_to_name")
+    assert not engine.table_exists("dx_to_name") and not engine.table_exists("dx_named")
 
 
-def test_fill_names_without_unnamed_members_reads_nothing():
+def test_name_members_without_unnamed_members_reads_nothing():
     con = duckdb.connect()  # no transactions table at all: a look-up would fail
     engine = DuckDBEngine(con)
-    members = _members([("a1", "b1", "p1", 1, "mule", 1)])
-    assert fill_names(engine, members) is members
+    _staged(engine, _members([("a1", "b1", "p1", 1, "mule", 1)]))
+    name_members(engine, "m")
+    assert con.execute("SELECT bank, account FROM m").fetchall() == [("b1", "p1")]
+    assert not engine.table_exists("dx_names")
 
 
 @pytest.mark.parametrize("later", [False, True])
@@ -109,10 +116,9 @@ def test_collect_leaves_names_to_the_runner_only_when_asked(later):
     assert det.members["account_id"].to_pylist() == [2, 3]
     if later:
         assert det.members["bank"].null_count == 2 and not engine.table_exists("dx_names")
-        det_members = fill_names(engine, det.members)
-    else:
-        det_members = det.members
-    assert det_members["account"].to_pylist() == ["p2", "p3"]
+    _staged(engine, det.members)
+    name_members(engine, "m")
+    assert [r[0] for r in con.execute("SELECT account FROM m ORDER BY account_id").fetchall()] == ["p2", "p3"]
     assert det.alerts.num_rows == 1 and det.evidence.num_rows == 2
 
 

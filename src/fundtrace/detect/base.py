@@ -11,7 +11,6 @@ import hashlib
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 ALERT_SCHEMA = pa.schema(
     [
@@ -86,7 +85,7 @@ def collect(engine, table: str, members: str | None = None, evidence: str | None
     ``members`` and ``evidence`` name the long tables of a hit table without lists. A member listed
     twice in one alert keeps its most specific role (mule > hub > source > sink > member) and its
     lowest level. When the engine's ``names_later`` is set, the members' bank and account are left
-    NULL: the caller names every family's members at once (:func:`fill_names`), one look-up in the
+    NULL: the caller names every family's members at once (:func:`name_members`), one look-up in the
     payments instead of one per family.
     """
     if engine.count(table) == 0:
@@ -201,27 +200,23 @@ def _look_up_names(engine) -> None:
             return
 
 
-def fill_names(engine, members: pa.Table) -> pa.Table:
-    """``members`` (of :data:`MEMBER_SCHEMA`, as :func:`collect` leaves them with ``names_later``) with every bank
-    and account filled in from the run's name cache, looked up once for all of them; rows keep their order."""
-    unnamed = members.filter(pc.is_null(members["bank"]))
-    if unnamed.num_rows == 0:
-        return members
-    engine.register("dx_to_name", unnamed.select(["account_id"]))
-    try:
-        name_accounts(engine, "dx_to_name")
-        names = engine.to_arrow(
-            "SELECT account_id, bank, account FROM dx_names WHERE account_id IN (SELECT account_id FROM dx_to_name)"
-        )
-    finally:
-        engine.unregister("dx_to_name")
-    at = pc.index_in(members["account_id"], names["account_id"].cast(pa.uint64()))
-    for column in ("bank", "account"):
-        found = pc.take(names[column], at)
-        members = members.set_column(
-            members.schema.get_field_index(column), column, pc.coalesce(members[column], found)
-        )
-    return members
+def name_members(engine, table: str) -> None:
+    """Fill in the bank and account of the members of temp table ``table`` (:data:`MEMBER_SCHEMA`'s columns) that
+    :func:`collect` left unnamed (``names_later``), from the run's name cache, looked up once for all of them."""
+    engine.materialise("dx_to_name", f'SELECT DISTINCT account_id FROM "{table}" WHERE bank IS NULL')
+    if engine.count("dx_to_name") == 0:
+        engine.execute("DROP TABLE dx_to_name")
+        return
+    name_accounts(engine, "dx_to_name")
+    engine.execute("DROP TABLE dx_to_name")
+    engine.materialise(
+        "dx_named",
+        f"""SELECT m.alert_id, coalesce(m.bank, n.bank) AS bank, coalesce(m.account, n.account) AS account,
+                   m.account_id, m.role, m.level
+            FROM "{table}" m LEFT JOIN dx_names n ON n.account_id = m.account_id""",
+    )
+    engine.execute(f'DROP TABLE "{table}"')
+    engine.execute(f'ALTER TABLE dx_named RENAME TO "{table}"')
 
 
 def concat(detections: list[Detection]) -> Detection:
