@@ -117,8 +117,8 @@ def test_static_cycles_match_networkx(tmp_path, seed):
 
 @pytest.mark.parametrize("seed", range(12))
 def test_static_cycles_with_a_quiet_share_match_networkx(tmp_path, seed):
-    """A busy random core with quiet accounts between core accounts (each paid once by one and paying one once, alone
-    or two in a row):
+    """A busy random core with quiet accounts between core accounts (each paid once by one and paying one once, alone,
+    two in a row or a longer run back to the same busy account), and a ring of quiet accounts only:
     with a quiet share the static kind finds exactly NetworkX's cycles with that share of quiet accounts
     (the candidate edges are pruned to those such a cycle can pass before the search)."""
     rng = random.Random(500 + seed)
@@ -128,6 +128,9 @@ def test_static_cycles_with_a_quiet_share_match_networkx(tmp_path, seed):
     for i, (u, v) in enumerate(pipes):  # one quiet account between u and v, or two in a row
         path = [f"a{u}", f"q{i}", *([f"r{i}"] if i % 2 else []), f"a{v}"]
         edges += list(itertools.pairwise(path))
+    ring = [f"z{i}" for i in range(2 + seed % 5)]  # a ring of quiet accounts only, up to cycle_max_len of them
+    loop = ["b0", *(f"x{i}" for i in range(seed % 7)), "b0"]  # quiet accounts from a busy one back to it
+    edges += [*itertools.pairwise([*ring, ring[0]]), *itertools.pairwise(loop), ("b0", "b1")]
     rows = [(f"t{i}", rng.randrange(600), u, v, rng.uniform(100, 900)) for i, (u, v) in enumerate(edges)]
     share, max_len = rng.choice([0.25, 0.34, 0.5]), 6
     settings = DetectSettings(

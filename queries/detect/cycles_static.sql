@@ -1,8 +1,8 @@
 -- name: detect_cycles_static
 -- kind: detect
--- description: Candidate account-to-account edges for length-bounded simple cycles with no time order: the candidate payments of detect_cycles aggregated per edge and window, then, without a quiet share, trimmed of edges that cannot lie on a cycle (cs_trim1 to cs_cand), with one, pruned to the edges a cycle with that share can pass (cs_quiet, cs_keep), which leaves out more. detect_cycles runs one set of steps or the other.
+-- description: Candidate account-to-account edges for length-bounded simple cycles with no time order: the candidate payments of detect_cycles aggregated per edge and window, then, without a quiet share, trimmed of edges that cannot lie on a cycle (cs_trim1 to cs_cand), with one, pruned to the edges a cycle with that share can pass (cs_quiet, cs_live, cs_keep), which leaves out more. detect_cycles runs one set of steps or the other.
 -- inputs: cy_tx, cy_deg (detect_cycles)
--- outputs: cs_win(w, src_id, dst_id, amt, n, in_first): one row per edge of window w (buckets w and w + 1 of cycle_window_hours), its money and payments in the window, and whether it has a payment in bucket w; cs_cand: the edges of cs_win left by the trims; cs_quiet(w, acct): accounts whose only payments in window w are on one edge in and one out (a cycle through them uses both); cs_keep: the edges of cs_win a cycle with the quiet share can pass.
+-- outputs: cs_win(w, src_id, dst_id, amt, n, in_first): one row per edge of window w (buckets w and w + 1 of cycle_window_hours), its money and payments in the window, and whether it has a payment in bucket w; cs_cand: the edges of cs_win left by the trims; cs_quiet(w, acct): accounts whose only payments in window w are on one edge in and one out (a cycle through them uses both); cs_live(w, acct): those a cycle can pass; cs_keep: the edges of cs_win a cycle with the quiet share can pass.
 -- param: cycle_window_hours DOUBLE = 72  All payments of a cycle happen within two buckets of this width, starting on a bucket boundary.
 -- param: cycle_min_quiet_share DOUBLE = 0.5  Share of a cycle's accounts that must be quiet (0: none need be).
 -- param: cycle_max_len INTEGER = 6  Most accounts in a cycle.
@@ -42,26 +42,63 @@ WITH one AS (
 SELECT o.w, o.acct FROM one o JOIN cy_deg d ON d.acct = o.acct AND d.b IN (o.w, o.w + 1)
 GROUP BY o.w, o.acct, o.n
 HAVING sum(d.n) = o.n
+-- step: cs_live
+-- The quiet accounts a cycle can pass. A quiet account has one payee and one payer, so a cycle through it goes on to
+-- its payee, to that one's payee while it is quiet too, and so on, until it comes back or reaches a busy account;
+-- the same backwards; the run of quiet accounts and its two busy ends lie on the cycle: at most cycle_max_len
+-- payments in all. Walks along the one payee (payer) of each: at most cycle_max_len rows per quiet account. A chain
+-- of forwarding accounts (every account quiet, no cycle) has none left; without this the search read all of them.
+WITH RECURSIVE
+link AS (
+  SELECT q.w, q.acct, o.dst_id AS nxt, i.src_id AS prv FROM cs_quiet q
+  JOIN cs_win o ON o.w = q.w AND o.src_id = q.acct
+  JOIN cs_win i ON i.w = q.w AND i.dst_id = q.acct
+),
+ahead(w, start, cur, d) AS (
+  SELECT w, acct, nxt, 1 FROM link
+  UNION ALL
+  SELECT a.w, a.start, l.nxt, a.d + 1 FROM ahead a JOIN link l ON l.w = a.w AND l.acct = a.cur
+  WHERE a.cur <> a.start AND a.d < $cycle_max_len
+),
+back(w, start, cur, d) AS (
+  SELECT w, acct, prv, 1 FROM link
+  UNION ALL
+  SELECT a.w, a.start, l.prv, a.d + 1 FROM back a JOIN link l ON l.w = a.w AND l.acct = a.cur
+  WHERE a.cur <> a.start AND a.d < $cycle_max_len
+),
+ahead_end AS (  -- where each walk stopped: back at its start, or at a busy account (none: cut at cycle_max_len)
+  SELECT w, start, min(d) AS d, bool_or(cur = start) AS round FROM ahead a
+  WHERE cur = start OR NOT EXISTS (SELECT 1 FROM link l WHERE l.w = a.w AND l.acct = a.cur)
+  GROUP BY w, start
+),
+back_end AS (
+  SELECT w, start, min(d) AS d FROM back a
+  WHERE cur = start OR NOT EXISTS (SELECT 1 FROM link l WHERE l.w = a.w AND l.acct = a.cur)
+  GROUP BY w, start
+)
+SELECT a.w, a.start AS acct FROM ahead_end a JOIN back_end b ON b.w = a.w AND b.start = a.start
+WHERE a.round OR a.d + b.d <= $cycle_max_len
 -- step: cs_keep
 -- With a quiet share above 0 a cycle passes a quiet account and at most B = floor((1 - share) * cycle_max_len)
 -- busy ones (the search's own bound, static_cycles in fundtrace/detect/cycles.py). So each busy account of a cycle
 -- lies on a run of busy accounts, at most B long, from a quiet account's payee to a quiet account's payer: its
 -- distance forward from such a payee plus its distance back from such a payer, through busy accounts, is at most
--- B - 1. Only edges whose two ends are quiet or such busy accounts are kept; in a mesh of busy accounts that is
--- a few around the quiet ones (1 M random payments among 20 k accounts: 610 k candidate edges, 25 quiet accounts).
+-- B - 1. Only edges whose two ends are quiet accounts a cycle can pass (cs_live) or such busy accounts are kept;
+-- in a mesh of busy accounts that is a few around the quiet ones (1 M random payments among 20 k accounts: 610 k
+-- candidate edges, 25 quiet accounts).
 -- Share 0: every edge.
 WITH RECURSIVE
 lim AS (SELECT CAST(floor((1 - $cycle_min_quiet_share) * $cycle_max_len + 1e-9) AS INTEGER) AS b),
-busy_edge AS (  -- edges into a busy account (the runs' steps), with whether they leave a quiet one
+busy_edge AS (  -- edges into a busy account (the runs' steps), with whether they leave a live quiet one
   SELECT e.w, e.src_id, e.dst_id, qs.acct IS NOT NULL AS from_quiet FROM cs_win e
-  LEFT JOIN cs_quiet qs ON qs.w = e.w AND qs.acct = e.src_id
+  LEFT JOIN cs_live qs ON qs.w = e.w AND qs.acct = e.src_id
   LEFT JOIN cs_quiet qd ON qd.w = e.w AND qd.acct = e.dst_id
   WHERE qd.acct IS NULL
 ),
-edge_from_busy AS (  -- edges out of a busy account, with whether they reach a quiet one
+edge_from_busy AS (  -- edges out of a busy account, with whether they reach a live quiet one
   SELECT e.w, e.src_id, e.dst_id, qd.acct IS NOT NULL AS to_quiet FROM cs_win e
   LEFT JOIN cs_quiet qs ON qs.w = e.w AND qs.acct = e.src_id
-  LEFT JOIN cs_quiet qd ON qd.w = e.w AND qd.acct = e.dst_id
+  LEFT JOIN cs_live qd ON qd.w = e.w AND qd.acct = e.dst_id
   WHERE qs.acct IS NULL
 ),
 fwd(w, acct, d) AS (
@@ -77,7 +114,7 @@ bwd(w, acct, d) AS (
   WHERE f.d + 1 <= (SELECT b FROM lim) - 1
 ),
 node AS (
-  SELECT w, acct FROM cs_quiet
+  SELECT w, acct FROM cs_live
   UNION
   SELECT f.w, f.acct FROM (SELECT w, acct, min(d) AS d FROM fwd GROUP BY w, acct) f
   JOIN (SELECT w, acct, min(d) AS d FROM bwd GROUP BY w, acct) k ON k.w = f.w AND k.acct = f.acct

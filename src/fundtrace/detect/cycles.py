@@ -301,7 +301,11 @@ def detect_cycles(engine, settings: DetectSettings) -> Detection:
         shared = settings.cycle_min_quiet_share > 0
         edges = "cs_keep" if shared else "cs_cand"
         q = queries.get("detect_cycles_static")
-        steps = ("cs_edge", "cs_win", *(("cs_quiet", "cs_keep") if shared else ("cs_trim1", "cs_trim2", "cs_cand")))
+        steps = (
+            "cs_edge",
+            "cs_win",
+            *(("cs_quiet", "cs_live", "cs_keep") if shared else ("cs_trim1", "cs_trim2", "cs_cand")),
+        )
         engine.run_steps([s for s in q.steps if s[0] in steps], q.bind(params_for(q, settings)))
         rows = engine.to_arrow(f"SELECT w, src_id, dst_id, amt, in_first FROM {edges}").to_pylist()
         quiet = None
