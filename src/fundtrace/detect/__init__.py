@@ -45,6 +45,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -576,8 +577,7 @@ def _stage(engine, det: Detection) -> dict[str, int]:
             engine.register("dx_stage", table)
             engine.execute(f"INSERT INTO {name} BY NAME SELECT * FROM dx_stage")
             engine.unregister("dx_stage")
-    typologies = det.alerts["typology"].to_pylist()
-    return {t: typologies.count(t) for t in set(typologies)}
+    return dict(Counter(det.alerts["typology"].to_pylist()))
 
 
 def _can_wake(con, settings: DetectSettings) -> bool:
