@@ -85,8 +85,8 @@ WHERE a.round OR a.d + b.d <= $cycle_max_len
 -- distance forward from such a payee plus its distance back from such a payer, through busy accounts, is at most
 -- B - 1. Only edges whose two ends are quiet accounts a cycle can pass (cs_live) or such busy accounts are kept;
 -- in a mesh of busy accounts that is a few around the quiet ones (1 M random payments among 20 k accounts: 610 k
--- candidate edges, 25 quiet accounts).
--- Share 0: every edge.
+-- candidate edges, 25 quiet accounts). Each walk reads the edges of its own side, filtered once (one table of
+-- every edge with flags for both ends cost 4.2-4.7 s against 3.0 s on 10 M random payments among 200 k accounts).
 WITH RECURSIVE
 lim AS (SELECT CAST(floor((1 - $cycle_min_quiet_share) * $cycle_max_len + 1e-9) AS INTEGER) AS b),
 busy_edge AS (  -- edges into a busy account (the runs' steps), with whether they leave a live quiet one

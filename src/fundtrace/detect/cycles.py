@@ -298,18 +298,18 @@ def detect_cycles(engine, settings: DetectSettings) -> Detection:
         found, temporal = [], []
     if "static" in kinds:
         # with a quiet share the edges are pruned around the quiet accounts, else trimmed (cycles_static.sql)
-        shared = settings.cycle_min_quiet_share > 0
-        edges = "cs_keep" if shared else "cs_cand"
+        quiet_share = settings.cycle_min_quiet_share > 0
+        edges = "cs_keep" if quiet_share else "cs_cand"
         q = queries.get("detect_cycles_static")
         steps = (
             "cs_edge",
             "cs_win",
-            *(("cs_quiet", "cs_live", "cs_keep") if shared else ("cs_trim1", "cs_trim2", "cs_cand")),
+            *(("cs_quiet", "cs_live", "cs_keep") if quiet_share else ("cs_trim1", "cs_trim2", "cs_cand")),
         )
         engine.run_steps([s for s in q.steps if s[0] in steps], q.bind(params_for(q, settings)))
         rows = engine.to_arrow(f"SELECT w, src_id, dst_id, amt, in_first FROM {edges}").to_pylist()
         quiet = None
-        if shared:
+        if quiet_share:
             quiet = {(r["w"], r["acct"]) for r in engine.to_arrow("SELECT w, acct FROM cs_quiet").to_pylist()}
         skip = {(r["start_t"] // width, canonical(r["accts"][:-1])) for r in temporal}
         cycles = static_cycles(rows, settings, skip, quiet)
